@@ -1,0 +1,33 @@
+# Every target sets up .venv itself (scripts/bootstrap.sh: CPU torch only, never the CUDA build).
+PY := .venv/bin/python
+# Prepared datasets: $BENCH_DATA_DIR, else ./data, else ../shared/data (this project's checkout layout).
+BENCH_DATA_DIR ?= $(firstword $(wildcard data) $(wildcard ../shared/data) data)
+export BENCH_DATA_DIR
+# Offline by default here (no hub); users with the hub can run `HF_HUB_OFFLINE=0 make run`.
+HF_HUB_OFFLINE ?= 1
+export HF_HUB_OFFLINE
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast report clean
+
+.venv/.installed: pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+install: .venv/.installed
+
+run: .venv/.installed  ## python -m bench run --all on the default dataset (sst2)
+	$(PY) -m bench run --all $(ARGS)
+
+test: .venv/.installed  ## the whole test suite, slow real-data tests included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: .venv/.installed  ## unit tests only
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+report: .venv/.installed
+	$(PY) -m bench report $(ARGS)
+
+clean:
+	rm -rf .venv .pytest_cache .hypothesis

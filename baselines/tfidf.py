@@ -1,0 +1,124 @@
+"""TF-IDF (word and character n-grams) + logistic regression, regularisation chosen on validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, log_loss
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion
+
+from bench.data import Input, Split
+from bench.protocol import Rung
+from bench.registry import register_rung
+
+PAIR_SEPARATOR = " ||| "
+
+
+def join_inputs(inputs: Sequence[Input], separator: str = PAIR_SEPARATOR) -> list[str]:
+    """Texts for a bag-of-n-grams model: sentence pairs joined by ``separator``."""
+    return [x if isinstance(x, str) else separator.join(x) for x in inputs]
+
+
+class TfidfLogisticRegression(Rung):
+    """Word (1-2) and character (2-5, within word boundaries) TF-IDF features with sublinear tf, fed to
+    logistic regression (one-vs-rest for multi-label). ``C`` is chosen from ``c_grid`` by validation
+    macro-F1 (ties: lower validation log-loss)."""
+
+    has_logits = True
+
+    def __init__(
+        self,
+        c_grid: Sequence[float] = (0.5, 2.0, 8.0, 32.0),
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] = (2, 5),
+        min_df: int = 2,
+        max_features: int | None = 300_000,
+        max_iter: int = 2000,
+        seed: int = 0,
+    ) -> None:
+        self.c_grid = tuple(c_grid)
+        self.word_ngrams = tuple(word_ngrams)
+        self.char_ngrams = tuple(char_ngrams)
+        self.min_df = min_df
+        self.max_features = max_features
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def _vectorizer(self) -> FeatureUnion:
+        common = dict(sublinear_tf=True, min_df=self.min_df, max_features=self.max_features, dtype=np.float32)
+        return FeatureUnion([
+            ("word", TfidfVectorizer(analyzer="word", ngram_range=self.word_ngrams, token_pattern=r"(?u)\b\w+\b", **common)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, **common)),
+        ])
+
+    def _classifier(self, c: float) -> Any:
+        lr = LogisticRegression(C=c, max_iter=self.max_iter, random_state=self.seed)
+        return OneVsRestClassifier(lr) if self.spec.multilabel else lr
+
+    def _proba(self, clf: Any, x: Any) -> np.ndarray:
+        """float64 probabilities with a column per class (also classes absent from training)."""
+        probs = clf.predict_proba(x).astype(np.float64)
+        if self.spec.multilabel:
+            return probs
+        full = np.zeros((probs.shape[0], self.spec.n_classes))
+        full[:, clf.classes_] = probs
+        return full / full.sum(axis=1, keepdims=True)
+
+    def _val_scores(self, clf: Any, x: Any, y: np.ndarray) -> tuple[float, float]:
+        probs = self._proba(clf, x)
+        if self.spec.multilabel:
+            pred = (probs >= 0.5).astype(int)
+            nll = float(np.mean([log_loss(y[:, j], probs[:, j], labels=[0, 1]) for j in range(y.shape[1])]))
+            return float(f1_score(y, pred, average="macro", zero_division=0)), nll
+        labels = list(range(self.spec.n_classes))
+        return (float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)),
+                float(log_loss(y, probs, labels=labels)))
+
+    def fit(self, train: Split, validation: Split) -> Self:
+        from tqdm.auto import tqdm
+
+        self.spec = train.spec
+        self.vectorizer_ = self._vectorizer()
+        x_train = self.vectorizer_.fit_transform(join_inputs(train.inputs))
+        x_val = self.vectorizer_.transform(join_inputs(validation.inputs))
+        best: tuple[float, float] | None = None
+        self.grid_: dict[str, dict[str, float]] = {}
+        for c in tqdm(self.c_grid, desc="tfidf_lr: C grid", leave=False, disable=None):
+            clf = self._classifier(c).fit(x_train, train.y)
+            f1, nll = self._val_scores(clf, x_val, validation.y)
+            self.grid_[f"{c:g}"] = {"val_f1_macro": f1, "val_nll": nll}
+            if best is None or (f1, -nll) > best:
+                best, self.clf_, self.c_ = (f1, -nll), clf, c
+        self.n_features_ = int(x_train.shape[1])
+        return self
+
+    def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
+        z = self.clf_.decision_function(self.vectorizer_.transform(join_inputs(inputs)))
+        if z.ndim == 1:  # binary: softmax([0, z]) == sigmoid(z)
+            z = np.column_stack([np.zeros_like(z), z])
+        if not self.spec.multilabel and z.shape[1] != self.spec.n_classes:
+            full = np.full((z.shape[0], self.spec.n_classes), -1e9)
+            full[:, self.clf_.classes_] = z
+            return full
+        return z
+
+    def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
+        return self._proba(self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
+
+    def num_parameters(self) -> int:
+        estimators = self.clf_.estimators_ if self.spec.multilabel else [self.clf_]
+        return int(sum(e.coef_.size + e.intercept_.size for e in estimators))
+
+    def fit_info(self) -> dict[str, Any]:
+        return {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}
+
+
+@register_rung("tfidf_lr", family="linear",
+               description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.")
+def tfidf_lr(seed: int = 0, c_grid: Sequence[float] = (0.5, 2.0, 8.0, 32.0), max_features: int | None = 300_000) -> TfidfLogisticRegression:
+    return TfidfLogisticRegression(c_grid=c_grid, max_features=max_features, seed=seed)

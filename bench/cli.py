@@ -1,0 +1,151 @@
+"""Command line: ``python -m bench list | run | report``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bench import __version__
+from bench.errors import BenchError, UnknownNameError
+
+DEFAULT_DATASET = "sst2"
+DEFAULT_OUTPUT = "results"
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _expand_rungs(patterns: list[str]) -> list[str]:
+    from bench.registry import get_rung, list_rungs
+
+    names: list[str] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            matched = list_rungs(pattern)
+            if not matched:
+                raise BenchError(f"no rung matches {pattern!r} (see `python -m bench list`)")
+        else:
+            matched = [get_rung(pattern).name]
+        names += [m for m in matched if m not in names]
+    return names
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench.registry import get_rung, list_rungs
+
+    rows = [(i.name, i.family, i.description) for i in map(get_rung, list_rungs(args.pattern))]
+    if not rows:
+        raise BenchError(f"no rung matches {args.pattern!r}")
+    print(tabulate(rows, headers=["rung", "family", "description"], tablefmt="simple", maxcolwidths=[None, None, 90]))
+    return 0
+
+
+def _load_datasets(args: argparse.Namespace) -> list:
+    from bench.data import Columns, load_dataset
+
+    if args.data:
+        columns = Columns(args.text_column, args.text_pair_column, args.label_column)
+        return [load_dataset(path=args.data, columns=columns)]
+    names = _csv(args.datasets) if args.datasets else [DEFAULT_DATASET]
+    return [load_dataset(name, data_dir=args.data_dir) for name in names]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.harness import RunSettings, resolve_device, run
+    from bench.profiles import get_profile
+    from bench.registry import list_rungs
+
+    if args.all == bool(args.models):
+        raise BenchError("choose the rungs: --all, or --models a,b (wildcards allowed)")
+    # Everything is validated before the first rung runs, so bad input never touches stored results.
+    rungs = list_rungs() if args.all else _expand_rungs(_csv(args.models))
+    profile = get_profile(args.profile)
+    if args.ece_bins < 1:
+        raise BenchError("--ece-bins must be at least 1")
+    settings = RunSettings(profile=profile, seed=args.seed, device=resolve_device(args.device),
+                           ece_bins=args.ece_bins, force=args.force)
+    datasets = _load_datasets(args)
+    results = run(datasets, rungs, settings, args.output)
+    failed = [r for r in results if r["status"] == "failed"]
+    return 1 if failed and args.strict else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.leaderboard import write_leaderboard
+    from bench.store import ResultStore
+
+    store = ResultStore(args.output)
+    names = _csv(args.datasets) if args.datasets else store.datasets()
+    if not names:
+        raise BenchError(f"no stored results under {args.output!r}; run `python -m bench run` first")
+    for name in names:
+        if name not in store.datasets():
+            raise UnknownNameError("dataset with results", name, store.datasets())
+        md, _ = write_leaderboard(store, name) or (None, None)
+        print(f"wrote {md} and {md.with_suffix('.csv')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run a ladder of text classifiers through one harness and compare quality, calibration, speed and cost.",
+    )
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report}")
+
+    p = sub.add_parser("list", help="list the registered rungs", description="List registered rungs (name, family, description).")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on rung names (default: all)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="evaluate rungs on datasets and write results and leaderboards",
+                       description="Fit each rung on each dataset, score it on the test split, time it, store "
+                                   "<output>/<dataset>/<rung>/result.json + predictions.npz and write the leaderboards.")
+    which = p.add_argument_group("what to run")
+    which.add_argument("--all", action="store_true", help="every registered rung")
+    which.add_argument("--models", metavar="A,B", help="comma-separated rung names; wildcards allowed ('tfidf*')")
+    which.add_argument("--datasets", metavar="X,Y", help=f"comma-separated dataset names (default: {DEFAULT_DATASET})")
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")
+    data.add_argument("--data", metavar="PATH", help="bring your own: a CSV or JSONL file, or a folder in our layout")
+    data.add_argument("--text-column", default="text", help="text column of --data (default: text)")
+    data.add_argument("--text-pair-column", default=None, help="second text column of --data, for sentence pairs")
+    data.add_argument("--label-column", default="label", help="label column of --data (default: label; a list → multi-label)")
+    how = p.add_argument_group("how")
+    how.add_argument("--profile", default="default", help="quick | default | full (default: default)")
+    how.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    how.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    how.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
+    how.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
+    how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="regenerate leaderboards from stored results",
+                       description="Rewrite <output>/<dataset>/leaderboard.md and .csv from stored result.json files.")
+    p.add_argument("--datasets", metavar="X,Y", help="datasets to report (default: all with results)")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one ``bench: error:`` line and exit 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,149 @@
+"""Speed and cost: latency percentiles at batch size 1, throughput, peak memory during predict, size on disk."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+Predict = Callable[[Sequence[Any]], Any]
+
+
+class Efficiency(TypedDict, total=False):
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_p99: float
+    latency_ms_mean: float
+    latency_calls: int
+    throughput_per_s: float
+    throughput_batch: int
+    fit_seconds: float
+    predict_seconds: float
+    params: int
+    size_bytes: int
+    peak_memory_bytes: int
+    threads: int
+    device: str
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """A function that waits for queued device work (CUDA); a no-op on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def measure_latency(
+    predict: Predict,
+    inputs: Sequence[Any],
+    *,
+    warmup: int,
+    min_calls: int,
+    min_seconds: float,
+    max_seconds: float,
+    device: str = "cpu",
+) -> Efficiency:
+    """Single-input latency: ``warmup`` untimed calls, then at least ``min_calls`` calls and
+    ``min_seconds`` (stopping at ``max_seconds``), cycling through ``inputs``; percentiles in ms."""
+    sync = synchronizer(device)
+    n = len(inputs)
+    for i in range(warmup):
+        predict([inputs[i % n]])
+    sync()
+    times: list[int] = []
+    start = time.perf_counter()
+    i = 0
+    while True:
+        elapsed = time.perf_counter() - start
+        if (len(times) >= min_calls and elapsed >= min_seconds) or (elapsed >= max_seconds and times):
+            break
+        x = [inputs[i % n]]
+        t0 = time.perf_counter_ns()
+        predict(x)
+        sync()
+        times.append(time.perf_counter_ns() - t0)
+        i += 1
+    ms = np.asarray(times, dtype=np.float64) / 1e6
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return Efficiency(latency_ms_p50=float(p50), latency_ms_p95=float(p95), latency_ms_p99=float(p99),
+                      latency_ms_mean=float(ms.mean()), latency_calls=len(times))
+
+
+def measure_throughput(predict: Predict, inputs: Sequence[Any], *, batch_size: int, repeats: int, device: str = "cpu") -> Efficiency:
+    """Texts per second on one batch of ``batch_size`` inputs: median over ``repeats`` timed calls after one warm-up."""
+    sync = synchronizer(device)
+    batch = [inputs[i % len(inputs)] for i in range(batch_size)]
+    predict(batch)
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        predict(batch)
+        sync()
+        times.append(time.perf_counter() - t0)
+    return Efficiency(throughput_per_s=float(batch_size / np.median(times)), throughput_batch=batch_size)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_peak_memory(predict: Predict, batch: Sequence[Any], device: str = "cpu") -> int:
+    """Peak extra memory while predicting ``batch``: the larger of traced Python/NumPy allocations and
+    sampled resident-set growth (which also sees native allocations such as torch's); on CUDA, the
+    peak of device memory allocated by torch."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        predict(batch)
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated() - before)
+    gc.collect()
+    peak_rss, done = [0], threading.Event()
+    base = _rss() if os.path.exists("/proc/self/statm") else 0
+
+    def sample() -> None:
+        while not done.is_set():
+            peak_rss[0] = max(peak_rss[0], _rss() - base)
+            done.wait(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True) if base else None
+    if sampler:
+        sampler.start()
+    tracemalloc.start()
+    try:
+        predict(batch)
+        _, traced_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        done.set()
+        if sampler:
+            sampler.join()
+    return int(max(traced_peak, peak_rss[0]))
+
+
+def folder_size(path: Path) -> int:
+    """Total bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def thread_count() -> int:
+    """Threads the compute libraries use (torch's intra-op pool when torch is loaded)."""
+    import sys
+
+    if "torch" in sys.modules:
+        return int(sys.modules["torch"].get_num_threads())
+    return int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))

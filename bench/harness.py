@@ -1,0 +1,195 @@
+"""The one evaluation path: dataset → rung → predictions → metrics, latency, size → stored result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import __version__
+from bench.data import Dataset
+from bench.efficiency import Efficiency, folder_size, measure_latency, measure_peak_memory, measure_throughput, thread_count
+from bench.environment import environment
+from bench.errors import BenchError, NotApplicable
+from bench.leaderboard import write_leaderboard
+from bench.metrics import compute_scores
+from bench.profiles import Profile
+from bench.protocol import check_probabilities
+from bench.registry import create_rung, get_rung
+from bench.splits import subsample
+from bench.store import ResultStore
+
+log = logging.getLogger("bench")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything about a run that is not the dataset or the rung."""
+
+    profile: Profile
+    seed: int = 0
+    device: str = "cpu"
+    ece_bins: int = 15
+    force: bool = False
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise BenchError(f"unknown device {device!r}; use cpu, cuda or auto")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if not has_cuda:
+        raise BenchError(f"--device {device} asked for, but torch sees no CUDA GPU")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if loaded) torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def apply_profile(dataset: Dataset, profile: Profile) -> Dataset:
+    """The dataset with train/validation (and, in ``quick``, test) capped by the profile."""
+    caps = {"train": profile.max_train, "validation": profile.max_validation, "test": profile.max_test}
+    splits = {name: subsample(split, caps[name]) for name, split in dataset.splits.items()}
+    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, dataset.notes)
+
+
+def config_for(rung: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
+    """The configuration a stored result is keyed on."""
+    return {
+        "rung": rung,
+        "options": settings.profile.options_for(rung),
+        "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint,
+        "profile": settings.profile.to_dict(),
+        "seed": settings.seed,
+        "device": settings.device,
+        "ece_bins": settings.ece_bins,
+        "bench_version": __version__,
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short, stable hash of a configuration."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficiency:
+    p = settings.profile
+    inputs = dataset.test.inputs
+    eff = Efficiency(threads=thread_count(), device=settings.device)
+    eff.update(measure_latency(rung.predict_proba, inputs, warmup=p.latency_warmup, min_calls=p.latency_min_calls,
+                               min_seconds=p.latency_min_seconds, max_seconds=p.latency_max_seconds, device=settings.device))
+    eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=p.throughput_batch,
+                                  repeats=p.throughput_repeats, device=settings.device))
+    batch = [inputs[i % len(inputs)] for i in range(p.throughput_batch)]
+    eff["peak_memory_bytes"] = measure_peak_memory(rung.predict_proba, batch, settings.device)
+    return eff
+
+
+def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
+    """Fit, predict, score, time and store one rung on one (profile-capped) dataset.
+
+    A rung that raises is stored as ``failed`` and :class:`NotApplicable` as ``not_applicable``;
+    neither stops the caller. A stored result with the same config hash is reused unless ``force``.
+    """
+    info = get_rung(rung_name)
+    config = config_for(rung_name, dataset, settings)
+    chash = config_hash(config)
+    if not settings.force and store.is_current(dataset.name, rung_name, chash):
+        stored = store.read(dataset.name, rung_name)
+        assert stored is not None
+        log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
+        return stored
+    result: dict[str, Any] = {
+        "dataset": dataset.name, "rung": rung_name, "family": info.family, "description": info.description,
+        "status": "ok", "config": config, "config_hash": chash, "dataset_fingerprint": dataset.fingerprint,
+        "data": {"source": dataset.source, "notes": list(dataset.notes), "task": dataset.spec.task_type,
+                 "labels": list(dataset.spec.labels), **{name: len(s) for name, s in dataset.splits.items()}},
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    test = dataset.test
+    probs = None
+    started = time.perf_counter()
+    try:
+        seed_everything(settings.seed)
+        rung = create_rung(rung_name, context={"seed": settings.seed, "device": settings.device},
+                           **settings.profile.options_for(rung_name))
+        t0 = time.perf_counter()
+        rung.fit(dataset.train, dataset.validation)
+        fit_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
+        predict_seconds = time.perf_counter() - t0
+        result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins)
+        with store.artifact_dir(dataset.name, rung_name) as folder:
+            rung.save(folder)
+            size = folder_size(folder)
+        result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
+                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size}
+        result["fit_info"] = rung.fit_info()
+    except NotApplicable as exc:
+        result.update(status="not_applicable", reason=str(exc))
+        probs = None
+    except Exception as exc:  # a crashing rung is recorded and the run goes on
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+        probs = None
+        log.error("%s/%s failed: %s: %s", dataset.name, rung_name, type(exc).__name__, exc)
+    result["duration_seconds"] = time.perf_counter() - started
+    result["environment"] = environment()
+    store.write(result, probs, test.y if probs is not None else None)
+    return result
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """A one-line outcome for the console."""
+    head = f"{result['dataset']}/{result['rung']}"
+    if result["status"] != "ok":
+        return f"{head}: {result['status']} ({result.get('reason') or result.get('error')})"
+    m, e = result["metrics"], result["efficiency"]
+    return (f"{head}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
+            f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s")
+
+
+def run(datasets: list[Dataset], rungs: list[str], settings: RunSettings, output: str | Path) -> list[dict[str, Any]]:
+    """Evaluate every rung on every dataset, then write each dataset's leaderboards."""
+    from tqdm.auto import tqdm
+
+    store = ResultStore(output)
+    results = []
+    jobs = [(d, r) for d in datasets for r in rungs]
+    capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
+    with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
+        for dataset, rung in bar:
+            bar.set_postfix_str(f"{dataset.name}/{rung}")
+            result = evaluate(rung, capped[dataset.name], settings, store)
+            tqdm.write(summary_line(result))
+            results.append(result)
+    for d in datasets:
+        paths = write_leaderboard(store, d.name)
+        if paths:
+            tqdm.write(f"leaderboard: {paths[0]}")
+    return results

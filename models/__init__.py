@@ -1,0 +1,1 @@
+"""Neural rungs (char-CNN, transformer features, fine-tuning, calibration wrappers). Importing registers them."""

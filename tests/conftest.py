@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny datasets written in our folder layout, and the real data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ["a wonderful, moving film", "great acting and a lovely story", "i loved every minute", "brilliant and funny",
+            "a joy to watch", "superb direction, excellent cast", "beautiful and heartfelt", "delightful fun throughout"]
+NEGATIVE = ["a terrible, boring mess", "awful acting and a dull story", "i hated every minute", "stupid and painful",
+            "a waste of time", "horrible direction, bad cast", "ugly and tedious", "dreadful and sad throughout"]
+
+
+def write_dataset(root: Path, name: str, card: dict | None, splits: dict[str, list[dict]], extra: dict[str, str] | None = None) -> Path:
+    """Write a dataset folder (card + JSONL splits) and return it."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if card is not None:
+        (folder / "dataset.json").write_text(json.dumps({"name": name, **card}))
+    for split, rows in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for filename, text in (extra or {}).items():
+        (folder / filename).write_text(text)
+    return folder
+
+
+def sentiment_rows(n: int, offset: int = 0) -> list[dict]:
+    rows = []
+    for i in range(n):
+        pos = (i + offset) % 2 == 0
+        pool = POSITIVE if pos else NEGATIVE
+        rows.append({"text": f"{pool[(i // 2) % len(pool)]} #{i + offset}", "label": "positive" if pos else "negative"})
+    return rows
+
+
+TAGS_RULES = [
+    {"tag": "pytorch", "aliases": ["torch"], "parents": ["deep-learning"]},
+    {"tag": "computer-vision", "aliases": ["image recognition", "vision"], "parents": []},
+    {"tag": "object-detection", "aliases": ["detecting objects"], "parents": ["computer-vision"]},
+    {"tag": "deep-learning", "aliases": [], "parents": []},
+    {"tag": "tensorflow", "aliases": ["tf"], "parents": ["deep-learning"]},
+]
+
+
+def tag_rows(n: int) -> list[dict]:
+    templates = [
+        ("Object detection models in PyTorch for detecting objects.", ["object-detection", "pytorch", "computer-vision"]),
+        ("A TensorFlow tutorial on image recognition.", ["tensorflow", "computer-vision"]),
+        ("Deep learning notes.", ["deep-learning"]),
+        ("Vision transformers trained with torch.", ["computer-vision", "pytorch", "unlisted-tag"]),
+        ("Plain gradient boosting for tabular data.", []),
+    ]
+    return [{"text": f"{templates[i % 5][0]} v{i}", "labels": templates[i % 5][1]} for i in range(n)]
+
+
+@pytest.fixture
+def toy_data(tmp_path: Path) -> Path:
+    """A data directory with a sentiment, a multi-label tags, a sentence-pair and a no-validation topic dataset."""
+    root = tmp_path / "data"
+    write_dataset(root, "toy_sentiment", {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
+                  {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
+    labels = ["computer-vision", "deep-learning", "object-detection", "pytorch", "tensorflow"]
+    write_dataset(root, "toy_tags", {"task": "multi-label", "text_fields": ["text"], "labels": labels},
+                  {"all": tag_rows(100)}, {"rules.json": json.dumps(TAGS_RULES)})
+    pairs = [{"text": f"sentence {i}", "text_pair": f"sentence {i}" if i % 2 else f"other {i}",
+              "label": "paraphrase" if i % 2 else "not_paraphrase"} for i in range(60)]
+    write_dataset(root, "toy_pairs", {"task": "single-label", "text_fields": ["text", "text_pair"],
+                                      "labels": ["not_paraphrase", "paraphrase"]},
+                  {"train": pairs[:40], "validation": pairs[40:50], "test": pairs[50:]})
+    topics = [{"text": f"{w} news story {i}", "label": t} for i, (w, t) in
+              enumerate([("football", "Sports"), ("stocks", "Business"), ("election", "World")] * 30)]
+    write_dataset(root, "toy_topics", {"task": "single-label", "text_fields": ["text"], "labels": ["World", "Sports", "Business"]},
+                  {"train": topics[:60], "test": topics[60:]})
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The prepared datasets ($BENCH_DATA_DIR); tests needing them skip where it is absent."""
+    path = Path(os.environ.get("BENCH_DATA_DIR", "data"))
+    if not (path / "sst2").is_dir():
+        pytest.skip(f"real datasets not found under {path} (set BENCH_DATA_DIR)")
+    return path
