@@ -39,6 +39,7 @@ class TfidfLogisticRegression(Rung):
         min_df: int = 2,
         max_features: int | None = 300_000,
         max_iter: int = 2000,
+        char_max_chars: int | None = 3000,
         seed: int = 0,
     ) -> None:
         self.c_grid = tuple(c_grid)
@@ -47,14 +48,19 @@ class TfidfLogisticRegression(Rung):
         self.min_df = min_df
         self.max_features = max_features
         self.max_iter = max_iter
+        self.char_max_chars = char_max_chars
         self.seed = seed
 
     def _vectorizer(self) -> FeatureUnion:
         common = dict(sublinear_tf=True, min_df=self.min_df, max_features=self.max_features, dtype=np.float32)
         return FeatureUnion([
             ("word", TfidfVectorizer(analyzer="word", ngram_range=self.word_ngrams, token_pattern=r"(?u)\b\w+\b", **common)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, **common)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, preprocessor=self._char_text, **common)),
         ])
+
+    def _char_text(self, text: str) -> str:
+        """Lower-cased text for character n-grams, cut at ``char_max_chars`` (long posts cost much, add little)."""
+        return text[: self.char_max_chars].lower() if self.char_max_chars else text.lower()
 
     def _classifier(self, c: float) -> Any:
         lr = LogisticRegression(C=c, max_iter=self.max_iter, random_state=self.seed)

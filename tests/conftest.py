@@ -84,3 +84,9 @@ def real_data_dir() -> Path:
     if not (path / "sst2").is_dir():
         pytest.skip(f"real datasets not found under {path} (set BENCH_DATA_DIR)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Tests never reach for the hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
