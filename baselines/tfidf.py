@@ -7,10 +7,9 @@ from typing import Any, Self
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, log_loss
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
+
+from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
 
 from bench.data import Input, Split
 from bench.protocol import Rung
@@ -62,63 +61,24 @@ class TfidfLogisticRegression(Rung):
         """Lower-cased text for character n-grams, cut at ``char_max_chars`` (long posts cost much, add little)."""
         return text[: self.char_max_chars].lower() if self.char_max_chars else text.lower()
 
-    def _classifier(self, c: float) -> Any:
-        lr = LogisticRegression(C=c, max_iter=self.max_iter, random_state=self.seed)
-        return OneVsRestClassifier(lr) if self.spec.multilabel else lr
-
-    def _proba(self, clf: Any, x: Any) -> np.ndarray:
-        """float64 probabilities with a column per class (also classes absent from training)."""
-        probs = clf.predict_proba(x).astype(np.float64)
-        if self.spec.multilabel:
-            return probs
-        full = np.zeros((probs.shape[0], self.spec.n_classes))
-        full[:, clf.classes_] = probs
-        return full / full.sum(axis=1, keepdims=True)
-
-    def _val_scores(self, clf: Any, x: Any, y: np.ndarray) -> tuple[float, float]:
-        probs = self._proba(clf, x)
-        if self.spec.multilabel:
-            pred = (probs >= 0.5).astype(int)
-            nll = float(np.mean([log_loss(y[:, j], probs[:, j], labels=[0, 1]) for j in range(y.shape[1])]))
-            return float(f1_score(y, pred, average="macro", zero_division=0)), nll
-        labels = list(range(self.spec.n_classes))
-        return (float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)),
-                float(log_loss(y, probs, labels=labels)))
-
     def fit(self, train: Split, validation: Split) -> Self:
-        from tqdm.auto import tqdm
-
         self.spec = train.spec
         self.vectorizer_ = self._vectorizer()
         x_train = self.vectorizer_.fit_transform(join_inputs(train.inputs))
         x_val = self.vectorizer_.transform(join_inputs(validation.inputs))
-        best: tuple[float, float] | None = None
-        self.grid_: dict[str, dict[str, float]] = {}
-        for c in tqdm(self.c_grid, desc="tfidf_lr: C grid", leave=False, disable=None):
-            clf = self._classifier(c).fit(x_train, train.y)
-            f1, nll = self._val_scores(clf, x_val, validation.y)
-            self.grid_[f"{c:g}"] = {"val_f1_macro": f1, "val_nll": nll}
-            if best is None or (f1, -nll) > best:
-                best, self.clf_, self.c_ = (f1, -nll), clf, c
+        self.clf_, self.c_, self.grid_ = fit_logistic_regression(
+            self.spec, x_train, train.y, x_val, validation.y, self.c_grid, self.max_iter, self.seed, "tfidf_lr: C grid")
         self.n_features_ = int(x_train.shape[1])
         return self
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        z = self.clf_.decision_function(self.vectorizer_.transform(join_inputs(inputs)))
-        if z.ndim == 1:  # binary: softmax([0, z]) == sigmoid(z)
-            z = np.column_stack([np.zeros_like(z), z])
-        if not self.spec.multilabel and z.shape[1] != self.spec.n_classes:
-            full = np.full((z.shape[0], self.spec.n_classes), -1e9)
-            full[:, self.clf_.classes_] = z
-            return full
-        return z
+        return class_logits(self.spec, self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
-        return self._proba(self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
+        return class_probabilities(self.spec, self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
 
     def num_parameters(self) -> int:
-        estimators = self.clf_.estimators_ if self.spec.multilabel else [self.clf_]
-        return int(sum(e.coef_.size + e.intercept_.size for e in estimators))
+        return num_coefficients(self.spec, self.clf_)
 
     def fit_info(self) -> dict[str, Any]:
         return {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}

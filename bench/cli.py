@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -46,6 +47,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_options(items: list[str]) -> dict[str, dict]:
+    """``RUNG.KEY=VALUE`` strings → {rung: {key: value}}; values are JSON when they parse, else strings."""
+    from bench.registry import get_rung
+
+    out: dict[str, dict] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        rung, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            raise BenchError(f"--option {item!r}: expected RUNG.KEY=VALUE, e.g. finetuned.model=bert-base-uncased")
+        get_rung(rung)
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(rung, {})[key] = parsed
+    return out
+
+
 def _load_datasets(args: argparse.Namespace) -> list:
     from bench.data import Columns, load_dataset
 
@@ -54,6 +74,18 @@ def _load_datasets(args: argparse.Namespace) -> list:
         return [load_dataset(path=args.data, columns=columns)]
     names = _csv(args.datasets) if args.datasets else [DEFAULT_DATASET]
     return [load_dataset(name, data_dir=args.data_dir) for name in names]
+
+
+def _check_options(settings) -> None:
+    """Reject options a rung's factory does not take, before anything runs."""
+    from bench.registry import get_rung
+
+    for rung, opts in settings.options.items():
+        accepted = get_rung(rung).accepts()
+        unknown = sorted(set(opts) - accepted) if accepted is not None else []
+        if unknown:
+            raise BenchError(f"rung {rung!r} has no option {', '.join(map(repr, unknown))} "
+                             f"(options: {', '.join(sorted(accepted - {'seed', 'device', 'base'}))})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -68,8 +100,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.ece_bins < 1:
         raise BenchError("--ece-bins must be at least 1")
+    options = _parse_options(args.option)
     settings = RunSettings(profile=profile, seed=args.seed, device=resolve_device(args.device),
-                           ece_bins=args.ece_bins, force=args.force)
+                           ece_bins=args.ece_bins, force=args.force, options=options)
+    _check_options(settings)
     datasets = _load_datasets(args)
     results = run(datasets, rungs, settings, args.output)
     failed = [r for r in results if r["status"] == "failed"]
@@ -92,6 +126,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep_mc(args: argparse.Namespace) -> int:
+    from bench.data import load_dataset
+    from bench.harness import RunSettings, apply_profile, resolve_device
+    from bench.profiles import get_profile
+    from bench.store import ResultStore
+    from bench.sweep import sweep_mc, write_sweep
+
+    try:
+        iterations = [int(v) for v in _csv(args.iterations)]
+    except ValueError:
+        raise BenchError(f"--iterations must be comma-separated integers, not {args.iterations!r}") from None
+    options = _parse_options(args.option)
+    settings = RunSettings(profile=get_profile(args.profile), seed=args.seed, device=resolve_device(args.device),
+                           ece_bins=args.ece_bins, options=options)
+    _check_options(settings)
+    dataset = apply_profile(load_dataset(args.dataset, data_dir=args.data_dir), settings.profile)
+    store = ResultStore(args.output)
+    result = sweep_mc(dataset, settings, store, iterations, args.repeats)
+    paths = write_sweep(result, store.root / dataset.name)
+    print(paths[1].read_text(encoding="utf-8"))
+    print(f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -99,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep-mc,report}")
 
     p = sub.add_parser("list", help="list the registered rungs", description="List registered rungs (name, family, description).")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on rung names (default: all)")
@@ -124,9 +182,26 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     how.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
     how.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    how.add_argument("--option", action="append", default=[], metavar="RUNG.KEY=VALUE",
+                     help="a rung option, repeatable: e.g. finetuned.model=distilbert-base-uncased, tfidf_lr.c_grid=[1,4]")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep-mc", help="ECE and accuracy of MC-Dropout against the number of passes",
+                       description="Sweep the number of MC-Dropout passes on the fine-tuned transformer (reusing its stored "
+                                   "weights when current) and write <output>/<dataset>/mc_sweep.md and .json.")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
+    p.add_argument("--iterations", default="1,5,10,20,40", help="pass counts T (default: 1,5,10,20,40)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats with different dropout seeds (default: 3)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")
+    p.add_argument("--profile", default="default", help="quick | default | full (default: default)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    p.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
+    p.add_argument("--option", action="append", default=[], metavar="RUNG.KEY=VALUE", help="a rung option, repeatable")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    p.set_defaults(func=cmd_sweep_mc)
 
     p = sub.add_parser("report", help="regenerate leaderboards from stored results",
                        description="Rewrite <output>/<dataset>/leaderboard.md and .csv from stored result.json files.")

@@ -24,6 +24,7 @@ class Efficiency(TypedDict, total=False):
     latency_calls: int
     throughput_per_s: float
     throughput_batch: int
+    throughput_calls: int
     fit_seconds: float
     predict_seconds: float
     params: int
@@ -78,19 +79,30 @@ def measure_latency(
                       latency_ms_mean=float(ms.mean()), latency_calls=len(times))
 
 
-def measure_throughput(predict: Predict, inputs: Sequence[Any], *, batch_size: int, repeats: int, device: str = "cpu") -> Efficiency:
-    """Texts per second on one batch of ``batch_size`` inputs: median over ``repeats`` timed calls after one warm-up."""
+def measure_throughput(
+    predict: Predict, inputs: Sequence[Any], *, batch_size: int, repeats: int, device: str = "cpu",
+    max_seconds: float = 60.0, track_memory: bool = True,
+) -> Efficiency:
+    """Texts per second on one batch of ``batch_size`` inputs: the median of up to ``repeats`` timed calls,
+    stopping once ``max_seconds`` are spent (at least one). The warm-up call also measures peak memory."""
     sync = synchronizer(device)
     batch = [inputs[i % len(inputs)] for i in range(batch_size)]
-    predict(batch)
-    sync()
-    times = []
-    for _ in range(repeats):
+    t0 = time.perf_counter()
+    peak = measure_peak_memory(predict, batch, device) if track_memory else None
+    warmup = time.perf_counter() - t0
+    times: list[float] = []
+    spent = warmup
+    while len(times) < repeats and (not times or spent < max_seconds):
         t0 = time.perf_counter()
         predict(batch)
         sync()
         times.append(time.perf_counter() - t0)
-    return Efficiency(throughput_per_s=float(batch_size / np.median(times)), throughput_batch=batch_size)
+        spent += times[-1]
+    out = Efficiency(throughput_per_s=float(batch_size / np.median(times)), throughput_batch=batch_size,
+                     throughput_calls=len(times))
+    if peak is not None:
+        out["peak_memory_bytes"] = peak
+    return out
 
 
 def _rss() -> int:

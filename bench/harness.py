@@ -9,7 +9,7 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,16 @@ import numpy as np
 
 from bench import __version__
 from bench.data import Dataset
-from bench.efficiency import Efficiency, folder_size, measure_latency, measure_peak_memory, measure_throughput, thread_count
+from bench.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
 from bench.environment import environment
 from bench.errors import BenchError, NotApplicable
 from bench.leaderboard import write_leaderboard
 from bench.metrics import compute_scores
 from bench.profiles import Profile
-from bench.protocol import check_probabilities
+from bench.protocol import Rung, check_probabilities, load_rung, save_rung
 from bench.registry import create_rung, get_rung
 from bench.splits import subsample
-from bench.store import ResultStore
+from bench.store import ARTIFACT_DIR, ResultStore
 
 log = logging.getLogger("bench")
 
@@ -41,6 +41,11 @@ class RunSettings:
     device: str = "cpu"
     ece_bins: int = 15
     force: bool = False
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rung user options (--option)
+
+    def options_for(self, rung: str) -> dict[str, Any]:
+        """Factory keyword arguments for ``rung``: the profile's, overridden by the user's."""
+        return {**self.profile.options_for(rung), **self.options.get(rung, {})}
 
 
 def resolve_device(device: str) -> str:
@@ -78,10 +83,12 @@ def apply_profile(dataset: Dataset, profile: Profile) -> Dataset:
 
 
 def config_for(rung: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
-    """The configuration a stored result is keyed on."""
+    """The configuration a stored result is keyed on (a wrapper's includes its base's hash)."""
+    base = get_rung(rung).base
     return {
         "rung": rung,
-        "options": settings.profile.options_for(rung),
+        "base": None if base is None else config_hash(config_for(base, dataset, settings)),
+        "options": settings.options_for(rung),
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
         "profile": settings.profile.to_dict(),
@@ -103,11 +110,28 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficienc
     eff = Efficiency(threads=thread_count(), device=settings.device)
     eff.update(measure_latency(rung.predict_proba, inputs, warmup=p.latency_warmup, min_calls=p.latency_min_calls,
                                min_seconds=p.latency_min_seconds, max_seconds=p.latency_max_seconds, device=settings.device))
-    eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=p.throughput_batch,
-                                  repeats=p.throughput_repeats, device=settings.device))
-    batch = [inputs[i % len(inputs)] for i in range(p.throughput_batch)]
-    eff["peak_memory_bytes"] = measure_peak_memory(rung.predict_proba, batch, settings.device)
+    eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=p.throughput_batch, repeats=p.throughput_repeats,
+                                  device=settings.device, max_seconds=p.throughput_max_seconds))
     return eff
+
+
+def build_rung(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
+    """Create a rung; a wrapper gets its base already fitted when the store holds the base's current
+    artifact (fine-tune once, evaluate every calibration from the same weights). Also returns the
+    stored fit time of what was reused (0 if nothing was)."""
+    info = get_rung(rung_name)
+    context = {"seed": settings.seed, "device": settings.device}
+    if info.base is None:
+        return create_rung(rung_name, context=context, **settings.options_for(rung_name)), 0.0
+    stored = store.read(dataset.name, info.base)
+    artifact = store.rung_dir(dataset.name, info.base) / ARTIFACT_DIR
+    current = config_hash(config_for(info.base, dataset, settings))
+    if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
+        base, reused = load_rung(artifact), float(stored["efficiency"]["fit_seconds"])
+        log.info("%s/%s: reusing the fitted %s", dataset.name, rung_name, info.base)
+    else:
+        base, reused = build_rung(info.base, dataset, settings, store)
+    return create_rung(rung_name, context=context, base=base, **settings.options_for(rung_name)), reused
 
 
 def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
@@ -136,21 +160,23 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
     started = time.perf_counter()
     try:
         seed_everything(settings.seed)
-        rung = create_rung(rung_name, context={"seed": settings.seed, "device": settings.device},
-                           **settings.profile.options_for(rung_name))
+        rung, reused_fit_seconds = build_rung(rung_name, dataset, settings, store)
         t0 = time.perf_counter()
         rung.fit(dataset.train, dataset.validation)
-        fit_seconds = time.perf_counter() - t0
+        own_fit_seconds = time.perf_counter() - t0
+        fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its base's training
         t0 = time.perf_counter()
         probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
         predict_seconds = time.perf_counter() - t0
         result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins)
         with store.artifact_dir(dataset.name, rung_name) as folder:
-            rung.save(folder)
+            save_rung(rung, folder)
             size = folder_size(folder)
         result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
-                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size}
-        result["fit_info"] = rung.fit_info()
+                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size,
+                                **rung.efficiency_report(test.inputs)}
+        result["fit_info"] = {**rung.fit_info(), **({"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds}
+                                                     if reused_fit_seconds else {})}
     except NotApplicable as exc:
         result.update(status="not_applicable", reason=str(exc))
         probs = None

@@ -26,6 +26,7 @@ class Profile:
     latency_max_seconds: float = 10.0
     throughput_batch: int = 256
     throughput_repeats: int = 5
+    throughput_max_seconds: float = 30.0
     rung_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def options_for(self, rung: str) -> dict[str, Any]:
@@ -39,10 +40,16 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_train=2000, max_validation=500, max_test=500, latency_warmup=2,
                      latency_min_calls=20, latency_min_seconds=0.2, latency_max_seconds=2.0,
-                     throughput_batch=64, throughput_repeats=3),
-    "default": Profile("default", max_train=30000, max_validation=3000, max_test=None),
+                     throughput_batch=64, throughput_repeats=3,
+                     rung_options={"finetuned": {"max_train": 2000, "epochs": 1, "max_length": 64},
+                                   "features_lr": {"max_length": 64}, "char_cnn": {"max_epochs": 3}}),
+    # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
+    "default": Profile("default", max_train=30000, max_validation=3000, max_test=None,
+                       rung_options={"finetuned": {"max_train": 20000, "epochs": 1, "max_length": 128},
+                                     "char_cnn": {"max_epochs": 8}}),
     "full": Profile("full", max_train=None, max_validation=None, max_test=None, latency_min_calls=200,
-                    latency_min_seconds=2.0, latency_max_seconds=30.0, throughput_repeats=10),
+                    latency_min_seconds=2.0, latency_max_seconds=30.0, throughput_repeats=10,
+                    rung_options={"finetuned": {"epochs": 3, "max_length": 128}, "char_cnn": {"max_epochs": 20}}),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ import numpy as np
 from bench.data import Input, Split, TaskSpec
 
 ARTIFACT_FILE = "rung.pkl"
+CLASS_FILE = "rung.json"
 
 
 class Rung(ABC):
@@ -50,6 +53,15 @@ class Rung(ABC):
         """What fitting chose (e.g. the regularisation picked on validation), stored in result.json."""
         return {}
 
+    def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
+        """Extra efficiency figures measured on the test inputs (e.g. padding efficiency), merged into result.json."""
+        return {}
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once :meth:`fit` (or :meth:`load`) has run."""
+        return hasattr(self, "spec")
+
     # Persistence: rungs built from picklable parts (sklearn, numpy) can use these defaults;
     # torch rungs override them with safetensors. Only load artifacts this harness wrote.
     def save(self, folder: Path) -> None:
@@ -68,6 +80,25 @@ class Rung(ABC):
         return obj
 
 
+def save_rung(rung: Rung, folder: Path) -> None:
+    """Save ``rung`` under ``folder`` with a note of its class, so :func:`load_rung` can restore it."""
+    rung.save(folder)
+    cls = type(rung)
+    (folder / CLASS_FILE).write_text(json.dumps({"class": f"{cls.__module__}:{cls.__qualname__}"}))
+
+
+def load_rung(folder: Path) -> Rung:
+    """Restore a rung written by :func:`save_rung` (only for folders this harness wrote)."""
+    spec = json.loads((Path(folder) / CLASS_FILE).read_text())["class"]
+    module, _, qualname = spec.partition(":")
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    if not (isinstance(cls, type) and issubclass(cls, Rung)):
+        raise TypeError(f"{folder}: {spec} is not a Rung")
+    return cls.load(Path(folder))
+
+
 def check_probabilities(probs: np.ndarray, n: int, spec: TaskSpec) -> np.ndarray:
     """Validate a rung's output: shape, finiteness, range and (single-label) rows summing to one."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -75,6 +106,9 @@ def check_probabilities(probs: np.ndarray, n: int, spec: TaskSpec) -> np.ndarray
         raise ValueError(f"predict_proba returned shape {probs.shape}, expected {(n, spec.n_classes)}")
     if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1 + 1e-6:
         raise ValueError("predict_proba returned values outside [0, 1] or non-finite values")
-    if not spec.multilabel and not np.allclose(probs.sum(axis=1), 1.0, atol=1e-5):
-        raise ValueError("predict_proba rows do not sum to one")
-    return np.clip(probs, 0.0, 1.0)
+    probs = np.clip(probs, 0.0, 1.0)
+    if not spec.multilabel:
+        if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-5):
+            raise ValueError("predict_proba rows do not sum to one")
+        probs = probs / probs.sum(axis=1, keepdims=True)  # float32 rounding → exact float64 distributions
+    return probs

@@ -27,6 +27,7 @@ class RungInfo:
     description: str
     factory: Factory
     order: int
+    base: str | None = None  # a wrapper's base rung, whose fitted weights the harness reuses
 
     def create(self, **kwargs: Any) -> Rung:
         """Build the rung with these keyword arguments."""
@@ -44,13 +45,17 @@ _REGISTRY: dict[str, RungInfo] = {}
 _loaded = False
 
 
-def register_rung(name: str, *, family: str, description: str) -> Callable[[Factory], Factory]:
-    """Register a factory returning a :class:`~bench.protocol.Rung` under ``name``."""
+def register_rung(name: str, *, family: str, description: str, base: str | None = None) -> Callable[[Factory], Factory]:
+    """Register a factory returning a :class:`~bench.protocol.Rung` under ``name``.
+
+    A wrapper (calibration on top of another rung) names that rung as ``base``; its factory then takes
+    the base instance as ``base=`` — fitted already when the harness could reuse stored weights.
+    """
 
     def decorator(factory: Factory) -> Factory:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"rung {name!r} is already registered")
-        _REGISTRY[name] = RungInfo(name, family, description, factory, len(_REGISTRY))
+        _REGISTRY[name] = RungInfo(name, family, description, factory, len(_REGISTRY), base)
         return factory
 
     return decorator

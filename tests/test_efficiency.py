@@ -17,6 +17,15 @@ def test_throughput_uses_the_batch_size():
     seen = []
     stats = measure_throughput(lambda xs: seen.append(len(xs)), ["a", "b", "c"], batch_size=16, repeats=3)
     assert seen == [16] * 4 and stats["throughput_per_s"] > 0 and stats["throughput_batch"] == 16
+    assert stats["throughput_calls"] == 3 and "peak_memory_bytes" in stats
+
+
+def test_throughput_stops_at_its_time_budget():
+    import time
+
+    seen = []
+    stats = measure_throughput(lambda xs: (seen.append(1), time.sleep(0.05)), ["a"], batch_size=4, repeats=50, max_seconds=0.0)
+    assert stats["throughput_calls"] == 1 and len(seen) == 2  # warm-up + one timed call
 
 
 def test_peak_memory_sees_a_large_allocation():

@@ -1,0 +1,103 @@
+"""Tokenising once, then length-sorted batches with per-batch padding; counts padding and truncation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.data import Input
+from bench.errors import BenchError
+
+
+@dataclass
+class Encoded:
+    """Token ids of each input (unpadded), with what truncation cut."""
+
+    ids: list[list[int]]
+    type_ids: list[list[int]] | None
+    truncated: int
+    lengths: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lengths = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+def encode(tokenizer: Any, inputs: Sequence[Input], max_length: int) -> Encoded:
+    """Tokenise texts or ``(text, text_pair)`` tuples with truncation to ``max_length``; an input that is
+    empty after tokenisation (nothing but special tokens) is an error."""
+    if not inputs:
+        return Encoded([], None, 0)
+    pairs = not isinstance(inputs[0], str)
+    first = [x[0] for x in inputs] if pairs else list(inputs)
+    second = [x[1] for x in inputs] if pairs else None
+    full = tokenizer(first, second, truncation=False, add_special_tokens=True, return_token_type_ids=True, verbose=False)
+    n_special = tokenizer.num_special_tokens_to_add(pair=pairs)
+    for i, ids in enumerate(full["input_ids"]):
+        if len(ids) <= n_special:
+            shown = inputs[i] if isinstance(inputs[i], str) else " / ".join(inputs[i])
+            raise BenchError(f"input {i} is empty after tokenisation: {shown[:60]!r}")
+    truncated = sum(len(ids) > max_length for ids in full["input_ids"])
+    enc = tokenizer(first, second, truncation=True, max_length=max_length, return_token_type_ids=True)
+    return Encoded(list(enc["input_ids"]), list(enc.get("token_type_ids") or []) or None, truncated)
+
+
+@dataclass
+class PaddingStats:
+    """Real tokens against tokens computed (padding included) over a set of batches."""
+
+    real: int = 0
+    computed: int = 0
+
+    @property
+    def efficiency(self) -> float:
+        return self.real / self.computed if self.computed else 1.0
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Index batches of inputs sorted by length (longest first), so each batch pads little."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 50) -> list[np.ndarray]:
+    """Training batches: shuffle, sort by length within mega-batches of ``group`` batches, shuffle batch order."""
+    perm = rng.permutation(len(lengths))
+    batches: list[np.ndarray] = []
+    span = batch_size * group
+    for start in range(0, len(perm), span):
+        chunk = perm[start : start + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def collate(enc: Encoded, idx: np.ndarray, pad_id: int, device: str, stats: PaddingStats | None = None) -> dict[str, torch.Tensor]:
+    """A padded batch (to the longest member) as model inputs on ``device``."""
+    width = int(enc.lengths[idx].max())
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    types = torch.zeros((len(idx), width), dtype=torch.long) if enc.type_ids is not None else None
+    for row, i in enumerate(idx):
+        n = len(enc.ids[i])
+        ids[row, :n] = torch.as_tensor(enc.ids[i])
+        mask[row, :n] = 1
+        if types is not None:
+            types[row, :n] = torch.as_tensor(enc.type_ids[i])  # type: ignore[index]
+    if stats is not None:
+        stats.real += int(enc.lengths[idx].sum())
+        stats.computed += len(idx) * width
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def iterate(enc: Encoded, batch_size: int, pad_id: int, device: str, stats: PaddingStats | None = None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Length-sorted inference batches: ``(original indices, model inputs)``."""
+    for idx in sorted_batches(enc.lengths, batch_size):
+        yield idx, collate(enc, idx, pad_id, device, stats)

@@ -1,0 +1,192 @@
+"""Frozen transformer features + logistic regression, with embeddings cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
+from bench.data import Input, Split
+from bench.protocol import Rung
+from bench.registry import register_rung
+from bench.splits import subsample
+from models.batching import Encoded, PaddingStats, encode, iterate
+from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
+from models.torch_base import read_meta, write_meta
+
+CACHE_ENV = "BENCH_CACHE_DIR"
+MIN_CACHED = 256  # smaller calls (latency probes) are not worth a file
+HEAD_FILE = "head.pkl"
+
+
+def cache_dir() -> Path:
+    """Where embeddings are cached: ``$BENCH_CACHE_DIR`` or ``~/.cache/bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bench") / "embeddings"
+
+
+def inputs_digest(inputs: Sequence[Input]) -> str:
+    """A content hash of the inputs (the split's texts, in order)."""
+    h = hashlib.sha256()
+    for x in inputs:
+        h.update((x if isinstance(x, str) else "\x1f".join(x)).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:20]
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Mean over real tokens, the first ([CLS]) token, or max over real tokens."""
+    if how == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if how == "max":
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+class FeaturesLR(Rung):
+    """A frozen pretrained encoder's pooled embeddings (standardised) fed to logistic regression, C chosen
+    on validation. ``pooling="auto"`` uses the pooling the model was trained with (mean for
+    all-MiniLM-L6-v2), else [CLS]. Embeddings of whole splits are cached on disk, keyed by
+    (model, inputs digest, pooling, max length)."""
+
+    has_logits = True
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        pooling: str = "auto",
+        max_length: int = 128,
+        batch_size: int = 64,
+        c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+        max_train: int | None = None,
+        use_cache: bool = True,
+        trust_remote_code: bool = False,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.c_grid = tuple(c_grid)
+        self.max_train = max_train
+        self.use_cache = use_cache
+        self.trust_remote_code = trust_remote_code
+        self.seed = seed
+        self.device = device
+
+    def _encode(self, inputs: Sequence[Input]) -> Encoded:
+        return encode(self.tokenizer_, inputs, self.max_length)
+
+    def _embed_uncached(self, inputs: Sequence[Input], stats: PaddingStats | None = None) -> np.ndarray:
+        enc = self._encode(inputs)
+        out = np.empty((len(inputs), self.encoder_.config.hidden_size), dtype=np.float32)
+        pad = int(self.tokenizer_.pad_token_id or 0)
+        with torch.inference_mode():
+            for idx, batch in iterate(enc, self.batch_size, pad, self.device, stats):
+                hidden = self.encoder_(**batch).last_hidden_state
+                out[idx] = pool(hidden, batch["attention_mask"], self.pooling_).float().cpu().numpy()
+        return out
+
+    def embed(self, inputs: Sequence[Input]) -> np.ndarray:
+        """Pooled embeddings ``[N, H]``, read from / written to the cache for large inputs."""
+        if not self.use_cache or len(inputs) < MIN_CACHED:
+            return self._embed_uncached(inputs)
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")[-80:]
+        path = cache_dir() / slug / f"{self.pooling_}-{self.max_length}" / f"{inputs_digest(inputs)}.npy"
+        if path.is_file():
+            cached = np.load(path)
+            if cached.shape[0] == len(inputs):
+                self.cache_hits_ += 1
+                return cached
+        vectors = self._embed_uncached(inputs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+        return vectors
+
+    def _load_encoder(self) -> None:
+        self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)
+        self.encoder_ = load_encoder(self.model, self.trust_remote_code).to(self.device).eval()
+
+    def fit(self, train: Split, validation: Split) -> Self:
+        from sklearn.preprocessing import StandardScaler
+
+        self.spec = train.spec
+        self.pooling_ = trained_pooling(self.model) if self.pooling == "auto" else self.pooling
+        if self.pooling_ not in ("mean", "cls", "max"):
+            raise ValueError(f"pooling must be auto, mean, cls or max, not {self.pooling!r}")
+        self.cache_hits_ = 0
+        self._load_encoder()
+        train = subsample(train, self.max_train, self.seed)
+        x_train, x_val = self.embed(train.inputs), self.embed(validation.inputs)
+        self.scaler_ = StandardScaler().fit(x_train)
+        self.clf_, self.c_, self.grid_ = fit_logistic_regression(
+            self.spec, self.scaler_.transform(x_train), train.y, self.scaler_.transform(x_val), validation.y,
+            self.c_grid, seed=self.seed, desc="features_lr: C grid")
+        self.train_examples_ = len(train)
+        return self
+
+    def _features(self, inputs: Sequence[Input]) -> np.ndarray:
+        return self.scaler_.transform(self.embed(inputs))
+
+    def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
+        return class_logits(self.spec, self.clf_, self._features(inputs))
+
+    def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
+        return class_probabilities(self.spec, self.clf_, self._features(inputs))
+
+    def num_parameters(self) -> int:
+        return num_coefficients(self.spec, self.clf_) + int(sum(p.numel() for p in self.encoder_.parameters()))
+
+    def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
+        enc, stats = self._encode(inputs), PaddingStats()
+        for _ in iterate(enc, self.batch_size, 0, "cpu", stats):
+            pass
+        return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": self.batch_size}
+
+    def fit_info(self) -> dict[str, Any]:
+        return {"model": self.model, "pooling": self.pooling_, "C": self.c_, "grid": self.grid_,
+                "train_examples": self.train_examples_, "embedding_cache_hits": self.cache_hits_}
+
+    def save(self, folder: Path) -> None:
+        """The encoder (safetensors) and the standardiser + logistic regression (pickle, read only from our results)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder_.save_pretrained(folder / "encoder", safe_serialization=True)
+        self.tokenizer_.save_pretrained(folder / "encoder")
+        with (folder / HEAD_FILE).open("wb") as fh:
+            pickle.dump({"scaler": self.scaler_, "clf": self.clf_}, fh)
+        params = {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "spec"}
+        write_meta(folder, self.spec, params=params, pooling=self.pooling_, C=self.c_, grid=self.grid_,
+                   train_examples=self.train_examples_)
+
+    @classmethod
+    def load(cls, folder: Path) -> Self:
+        meta = read_meta(folder)
+        params = {**meta["params"], "model": str(folder / "encoder")}
+        rung = cls(**params)
+        rung.spec, rung.pooling_, rung.c_, rung.grid_ = meta["spec"], meta["pooling"], meta["C"], meta["grid"]
+        rung.train_examples_, rung.cache_hits_ = meta["train_examples"], 0
+        rung._load_encoder()
+        with (folder / HEAD_FILE).open("rb") as fh:
+            head = pickle.load(fh)
+        rung.scaler_, rung.clf_ = head["scaler"], head["clf"]
+        return rung
+
+
+@register_rung("features_lr", family="transformer",
+               description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic regression; option features_lr.model=<id or path>.")
+def features_lr(model: str = DEFAULT_MODEL, pooling: str = "auto", max_length: int = 128, max_train: int | None = None,
+                c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0), use_cache: bool = True, trust_remote_code: bool = False,
+                seed: int = 0, device: str = "cpu") -> FeaturesLR:
+    return FeaturesLR(model=model, pooling=pooling, max_length=max_length, max_train=max_train, c_grid=c_grid,
+                      use_cache=use_cache, trust_remote_code=trust_remote_code, seed=seed, device=device)

@@ -1,0 +1,144 @@
+"""MC-Dropout over any torch rung: baal's ``patch_module`` plus every functional dropout site switched on."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch.nn.modules.dropout import _DropoutNd
+
+from bench.data import Input, Split
+from bench.protocol import Rung, load_rung, save_rung
+from bench.registry import register_rung
+from models.torch_base import TorchClassifier
+
+PARAMS_FILE = "mc.json"
+
+
+def stochastic_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` in which every dropout site samples at inference.
+
+    baal's ``patch_module`` swaps each dropout layer for one that always samples. That is not enough
+    under transformers 5: attention passes ``dropout=0.0 if not self.training else self.dropout.p`` to
+    its attention function, so attention-probability dropout stays off in eval mode. Every module that
+    owns a dropout layer, or a float dropout rate, is therefore put in training mode — non-recursively,
+    so normalisation layers with running statistics (none in transformers) keep their eval behaviour.
+    """
+    from baal.bayesian.dropout import patch_module
+
+    stochastic = patch_module(copy.deepcopy(module), inplace=True)
+    stochastic.eval()
+    for sub in stochastic.modules():
+        owns_layer = any(isinstance(child, _DropoutNd) for child in sub.children())
+        owns_rate = any("dropout" in k and isinstance(v, float) and v > 0 for k, v in vars(sub).items())
+        if owns_layer or owns_rate:
+            sub.training = True  # plain attribute: children keep their own mode
+    return stochastic
+
+
+class MCDropoutClassifier(Rung):
+    """Mean of the softmax (multi-label: sigmoid) probabilities over ``passes`` stochastic forward passes.
+
+    Inputs are tokenised and collated once; each batch is then run ``passes`` times, replicated in memory
+    up to ``max_rows`` rows per forward (baal's ``replicate_in_memory``). On a 2-core CPU replication does
+    not pay (64 rows: 1.51x T deterministic passes, 1024 rows: 1.73x), hence the small default.
+    Logits are the log of the mean probabilities (for temperature scaling on top).
+    """
+
+    has_logits = True
+
+    def __init__(self, base: TorchClassifier, passes: int = 20, max_rows: int = 64, seed: int = 0) -> None:
+        self.base = base
+        self.passes = passes
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def fit(self, train: Split, validation: Split) -> Self:
+        if not isinstance(self.base, TorchClassifier):
+            raise TypeError(f"MC-Dropout needs a torch rung, got {type(self.base).__name__}")
+        if not self.base.is_fitted:
+            self.base.fit(train, validation)
+        self.spec = self.base.spec
+        self._prepare()
+        return self
+
+    def _prepare(self) -> None:
+        self.stochastic_ = stochastic_copy(self.base.module_)
+        self.generator_ = torch.Generator(device=self.base.device).manual_seed(self.seed)
+
+    def sample_probs(self, inputs: Sequence[Input], passes: int | None = None) -> np.ndarray:
+        """Per-pass probabilities ``[T, N, C]``."""
+        t = passes or self.passes
+        enc = self.base.encode_inputs(inputs)
+        out = np.empty((t, len(inputs), self.spec.n_classes), dtype=np.float32)
+        module = self.base.module_
+        self.base.module_ = self.stochastic_
+        try:
+            with torch.inference_mode():
+                torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self.generator_)))
+                for idx, batch in self.base.batches(enc):
+                    per_chunk = max(1, self.max_rows // len(idx))
+                    done = 0
+                    while done < t:
+                        reps = min(per_chunk, t - done)
+                        big = {k: v.repeat(reps, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+                        logits = self.base.forward(big).float()
+                        probs = torch.sigmoid(logits) if self.spec.multilabel else torch.softmax(logits, dim=-1)
+                        out[done : done + reps, idx] = probs.view(reps, len(idx), -1).cpu().numpy()
+                        done += reps
+        finally:
+            self.base.module_ = module
+        return out
+
+    def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
+        return self.sample_probs(inputs).mean(axis=0, dtype=np.float64)
+
+    def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
+        p = np.clip(self.predict_proba(inputs), 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p)) if self.spec.multilabel else np.log(p)
+
+    def num_parameters(self) -> int:
+        return self.base.num_parameters()
+
+    def efficiency_report(self, inputs: Sequence[Input], sample: int = 128) -> dict[str, Any]:
+        """The base's padding figures plus the cost of T passes against T deterministic passes, on the
+        first ``sample`` inputs (best of 3 deterministic and 2 MC timings, interleaved)."""
+        subset = list(inputs[:sample])
+        det, mc = [], []
+        for i in range(3):
+            t0 = time.perf_counter()
+            self.base.predict_proba(subset)
+            det.append(time.perf_counter() - t0)
+            if i < 2:
+                t0 = time.perf_counter()
+                self.predict_proba(subset)
+                mc.append(time.perf_counter() - t0)
+        return {**self.base.efficiency_report(inputs), "mc_passes": self.passes, "mc_cost_ratio": min(mc) / (self.passes * min(det)),
+                "mc_cost_sample": len(subset)}
+
+    def fit_info(self) -> dict[str, Any]:
+        return {"passes": self.passes, "base": self.base.fit_info()}
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_rung(self.base, folder / "base")
+        (folder / PARAMS_FILE).write_text(json.dumps({"passes": self.passes, "max_rows": self.max_rows, "seed": self.seed}))
+
+    @classmethod
+    def load(cls, folder: Path) -> Self:
+        rung = cls(load_rung(folder / "base"), **json.loads((folder / PARAMS_FILE).read_text()))  # type: ignore[arg-type]
+        rung.spec = rung.base.spec
+        rung._prepare()
+        return rung
+
+
+@register_rung("finetuned+mc", family="transformer+calibration", base="finetuned",
+               description="MC-Dropout (baal) on the fine-tuned transformer: mean softmax of T passes (default 20), every dropout site sampled.")
+def finetuned_mc(base: TorchClassifier, passes: int = 20, seed: int = 0) -> MCDropoutClassifier:
+    return MCDropoutClassifier(base, passes=passes, seed=seed)

@@ -1,0 +1,253 @@
+"""Neural rungs on tiny random-initialised BERTs and toy data: learning, persistence, MC-Dropout, temperature."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.modules.dropout import _DropoutNd
+
+from bench.data import load_dataset
+from bench.errors import BenchError
+from bench.harness import RunSettings, run
+from bench.profiles import get_profile
+from bench.protocol import load_rung, save_rung
+from models.batching import encode
+from models.char_cnn import CharCNN
+from models.features import FeaturesLR
+from models.finetune import FineTunedTransformer
+from models.hf import load_classifier, load_tokenizer
+from models.mc_dropout import MCDropoutClassifier, stochastic_copy
+from models.temperature import TemperatureScaled, fit_temperature
+
+FAST_FT = {"epochs": 20, "lr": 1e-3, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory):
+    from tests.conftest import sentiment_rows, write_dataset
+
+    root = tmp_path_factory.mktemp("d")
+    write_dataset(root, "toy_sentiment", {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
+                  {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
+    return load_dataset("toy_sentiment", data_dir=root)
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny_bert, sentiment):
+    return FineTunedTransformer(model=tiny_bert, **FAST_FT).fit(sentiment.train, sentiment.validation)
+
+
+def _accuracy(rung, ds) -> float:
+    return float((rung.predict_proba(ds.test.inputs).argmax(1) == ds.test.y).mean())
+
+
+def test_finetuned_learns_is_deterministic_and_round_trips(finetuned, sentiment, tmp_path):
+    assert _accuracy(finetuned, sentiment) > 0.8
+    p1, p2 = finetuned.predict_proba(sentiment.test.inputs), finetuned.predict_proba(sentiment.test.inputs)
+    assert np.array_equal(p1, p2)
+    save_rung(finetuned, tmp_path / "a")
+    assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and not list((tmp_path / "a").rglob("*.bin"))
+    assert np.allclose(load_rung(tmp_path / "a").predict_proba(sentiment.test.inputs), p1, atol=1e-6)
+    report = finetuned.efficiency_report(sentiment.test.inputs)
+    assert 0.5 < report["padding_efficiency"] <= 1.0 and report["truncated_inputs"] == 0
+
+
+def test_inference_is_length_sorted_and_order_preserving(finetuned, sentiment):
+    texts = sentiment.test.inputs
+    shuffled = list(reversed(texts))
+    assert np.allclose(finetuned.predict_proba(shuffled), finetuned.predict_proba(texts)[::-1], atol=1e-6)
+
+
+def _record_attention(model: torch.nn.Module, calls: list) -> None:
+    """Route every attention call of ``model`` through a recorder of the dropout it is asked to apply."""
+    from transformers import AttentionInterface
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    def recording(module, query, key, value, attention_mask, dropout=0.0, **kwargs):
+        calls.append((module, float(dropout)))
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+
+    AttentionInterface.register("bench_recording", recording)
+    model.config._attn_implementation = "bench_recording"
+
+
+def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment):
+    mc = MCDropoutClassifier(finetuned, passes=4).fit(sentiment.train, sentiment.validation)
+    sites = {name: m for name, m in mc.stochastic_.named_modules() if isinstance(m, _DropoutNd)}
+    assert len(sites) >= 2 * 3 + 2  # per layer: attention-output and FFN-output dropout (+ embeddings, classifier)
+    fired: dict[str, list[torch.Tensor]] = {name: [] for name in sites}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=name: fired[n].append((inp[0].detach(), out.detach())))
+             for name, m in sites.items()]
+    attention: list = []
+    _record_attention(mc.stochastic_, attention)
+    try:
+        per_pass = mc.sample_probs(sentiment.test.inputs[:6], passes=4)
+    finally:
+        for h in hooks:
+            h.remove()
+    # attention-probability dropout is functional: its rate is handed to the attention function, which
+    # transformers 5 sets to 0 unless the attention module is training. Each such call must get the full rate.
+    functional = {id(module): rate for module, rate in attention}
+    owners = dict(mc.stochastic_.named_modules())
+    assert functional, "no attention call recorded"
+    for name, records in fired.items():
+        owner = owners[name.rsplit(".", 1)[0]]
+        if id(owner) in functional:
+            assert functional[id(owner)] == pytest.approx(sites[name].p) and sites[name].p > 0, f"attention site {name} off"
+            continue
+        assert records, f"dropout site {name} never ran"
+        x, y = records[0]
+        dropped = (y == 0) & (x != 0)
+        assert dropped.any(), f"dropout site {name} dropped nothing"
+        replicas = y.view(4, -1, *y.shape[1:])
+        assert not torch.equal(replicas[0], replicas[1]), f"dropout site {name} gave identical passes"
+    assert sum(id(owners[n.rsplit(".", 1)[0]]) in functional for n in sites) == 2  # one per layer
+    assert per_pass.std(axis=0).max() > 0
+    # ... while the plain rung stays deterministic, with attention dropout off
+    plain: list = []
+    _record_attention(finetuned.module_, plain)
+    try:
+        a, b = finetuned.predict_proba(sentiment.test.inputs[:6]), finetuned.predict_proba(sentiment.test.inputs[:6])
+    finally:
+        finetuned.module_.config._attn_implementation = "sdpa"
+    assert np.array_equal(a, b) and plain and all(rate == 0.0 for _, rate in plain)
+
+
+def test_baal_patch_alone_leaves_attention_dropout_off(finetuned):
+    """The trap the wrapper fixes: after baal's patch_module in eval mode, attention asks for dropout 0."""
+    import copy
+
+    from baal.bayesian.dropout import patch_module
+
+    patched = patch_module(copy.deepcopy(finetuned.module_), inplace=True).eval()
+    calls: list = []
+    _record_attention(patched, calls)
+    batch = {"input_ids": torch.tensor([[101, 2307, 2143, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    with torch.inference_mode():
+        patched(**batch)
+    assert calls and all(rate == 0.0 for _, rate in calls)
+    fixed = stochastic_copy(finetuned.module_)
+    calls.clear()
+    _record_attention(fixed, calls)
+    with torch.inference_mode():
+        fixed(**batch)
+    assert calls and all(rate > 0 for _, rate in calls)
+
+
+def test_mc_dropout_probabilities_and_persistence(finetuned, sentiment, tmp_path):
+    mc = MCDropoutClassifier(finetuned, passes=5, seed=1).fit(sentiment.train, sentiment.validation)
+    probs = mc.predict_proba(sentiment.test.inputs)
+    assert np.allclose(probs.sum(1), 1) and not np.allclose(probs, finetuned.predict_proba(sentiment.test.inputs))
+    report = mc.efficiency_report(sentiment.test.inputs[:16])
+    assert report["mc_passes"] == 5 and report["mc_cost_ratio"] > 0
+    save_rung(mc, tmp_path / "mc")
+    reloaded = load_rung(tmp_path / "mc")
+    assert isinstance(reloaded, MCDropoutClassifier) and reloaded.passes == 5
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, size=(4000, 3))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    assert fit_temperature(3.0 * z, y) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(0.5 * z, y) == pytest.approx(0.5, rel=0.1)
+
+
+def test_temperature_scaling_keeps_argmax_and_lowers_validation_nll(finetuned, sentiment, tmp_path):
+    ts = TemperatureScaled(finetuned).fit(sentiment.train, sentiment.validation)
+    before, after = finetuned.predict_proba(sentiment.test.inputs), ts.predict_proba(sentiment.test.inputs)
+    assert np.array_equal(before.argmax(1), after.argmax(1))
+    info = ts.fit_info()
+    assert info["temperature"] > 0 and info["val_nll_after"] <= info["val_nll_before"] + 1e-9
+    save_rung(ts, tmp_path / "ts")
+    assert np.allclose(load_rung(tmp_path / "ts").predict_proba(sentiment.test.inputs), after, atol=1e-6)
+
+
+def test_temperature_composes_over_classical_and_mc(finetuned, sentiment):
+    from baselines.tfidf import TfidfLogisticRegression
+
+    tfidf = TemperatureScaled(TfidfLogisticRegression(c_grid=(1.0,), min_df=1)).fit(sentiment.train, sentiment.validation)
+    assert tfidf.base.is_fitted and tfidf.temperature_ > 0
+    mc_ts = TemperatureScaled(MCDropoutClassifier(finetuned, passes=3)).fit(sentiment.train, sentiment.validation)
+    assert mc_ts.predict_proba(sentiment.test.inputs).shape == (30, 2)
+
+
+@pytest.mark.parametrize("name", ["toy_sentiment", "toy_pairs", "toy_tags"])
+def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
+    ds = load_dataset(name, data_dir=toy_data)
+    rung = CharCNN(max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(ds.train, ds.validation)
+    probs = rung.predict_proba(ds.test.inputs)
+    if ds.spec.multilabel:
+        assert ((probs >= 0.5) == ds.test.y).mean() > 0.8
+    else:
+        assert (probs.argmax(1) == ds.test.y).mean() > 0.7
+    save_rung(rung, tmp_path / "c")
+    assert np.allclose(load_rung(tmp_path / "c").predict_proba(ds.test.inputs), probs, atol=1e-6)
+    assert rung.fit_info()["best_epoch"] >= 1
+
+
+def test_char_cnn_class_weights_and_truncation(toy_data):
+    ds = load_dataset("toy_tags", data_dir=toy_data)
+    rung = CharCNN(max_epochs=1, class_weights=True, max_chars=20).fit(ds.train, ds.validation)
+    assert rung.efficiency_report(ds.test.inputs)["truncated_inputs"] == len(ds.test)
+
+
+def test_features_lr_caches_embeddings(tiny_bert, sentiment, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("models.features.MIN_CACHED", 1)
+    first = FeaturesLR(model=tiny_bert, pooling="mean", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)
+    assert first.fit_info()["embedding_cache_hits"] == 0 and list((tmp_path / "cache").rglob("*.npy"))
+    second = FeaturesLR(model=tiny_bert, pooling="mean", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)
+    assert second.fit_info()["embedding_cache_hits"] == 2
+    assert np.allclose(first.predict_proba(sentiment.test.inputs), second.predict_proba(sentiment.test.inputs))
+    cls = FeaturesLR(model=tiny_bert, pooling="cls", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)
+    assert not np.allclose(cls.embed(sentiment.test.inputs[:3]), first.embed(sentiment.test.inputs[:3]))
+    save_rung(first, tmp_path / "f")
+    assert np.allclose(load_rung(tmp_path / "f").predict_proba(sentiment.test.inputs), first.predict_proba(sentiment.test.inputs))
+
+
+def test_truncation_and_empty_after_tokenisation(tiny_bert):
+    tok = load_tokenizer(tiny_bert)
+    enc = encode(tok, ["word " * 50, "short"], max_length=16)
+    assert enc.truncated == 1 and max(map(len, enc.ids)) == 16
+    pairs = encode(tok, [("first text", "second text")], max_length=32)
+    assert 102 in pairs.ids[0][1:-1] and pairs.type_ids and max(pairs.type_ids[0]) == 1  # [SEP] inside, segment 1
+    with pytest.raises(BenchError, match="empty after tokenisation"):
+        encode(tok, ["fine", "\u200b\u200b"], max_length=16)
+
+
+def test_bad_model_paths_give_one_line(tmp_path):
+    with pytest.raises(BenchError, match="does not exist"):
+        load_tokenizer("./no/such/model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match="no config.json"):
+        load_tokenizer(str(tmp_path / "empty"))
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "not-a-model"}))
+    with pytest.raises(BenchError, match="cannot load a sequence classifier") as err:
+        load_classifier(str(tmp_path / "odd"), 2, False)
+    assert "\n" not in str(err.value)
+
+
+def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_path):
+    ds = load_dataset("toy_sentiment", data_dir=toy_data)
+    settings = RunSettings(profile=get_profile("quick"),
+                           options={"finetuned": {"model": tiny_bert, "max_length": 32}, "finetuned+mc": {"passes": 3}})
+    results = {r["rung"]: r for r in run([ds], ["finetuned", "finetuned+mc", "finetuned+ts", "finetuned+mc+ts"], settings, tmp_path)}
+    assert all(r["status"] == "ok" for r in results.values()), {k: r.get("error") for k, r in results.items()}
+    base_fit = results["finetuned"]["efficiency"]["fit_seconds"]
+    for name in ("finetuned+mc", "finetuned+ts"):
+        info = results[name]["fit_info"]
+        assert info["reused_fit_seconds"] == pytest.approx(base_fit)  # loaded from the stored weights, not retrained
+    assert results["finetuned+mc+ts"]["fit_info"]["reused_fit_seconds"] > 0
+    plain = np.load(tmp_path / "toy_sentiment" / "finetuned" / "predictions.npz")["probs"]
+    scaled = np.load(tmp_path / "toy_sentiment" / "finetuned+ts" / "predictions.npz")["probs"]
+    assert np.array_equal(plain.argmax(1), scaled.argmax(1))
+    assert results["finetuned+mc"]["efficiency"]["mc_passes"] == 3
+    assert "padding_efficiency" in results["finetuned"]["efficiency"]
+    assert results["finetuned+ts"]["config"]["base"] == results["finetuned"]["config_hash"]
