@@ -86,6 +86,10 @@ def _check_options(settings) -> None:
         if unknown:
             raise BenchError(f"rung {rung!r} has no option {', '.join(map(repr, unknown))} "
                              f"(options: {', '.join(sorted(accepted - {'seed', 'device', 'base'}))})")
+        if isinstance(opts.get("model"), str):
+            from models.hf import resolve_model
+
+            resolve_model(opts["model"])  # a missing local checkpoint fails here, before anything runs
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import __version__
+from bench import __version__, cache
 from bench.data import Dataset
 from bench.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
 from bench.environment import environment
@@ -105,13 +105,18 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficiency:
+    """Latency, then throughput on a batch sized from that latency (a call of about
+    ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off."""
     p = settings.profile
     inputs = dataset.test.inputs
     eff = Efficiency(threads=thread_count(), device=settings.device)
-    eff.update(measure_latency(rung.predict_proba, inputs, warmup=p.latency_warmup, min_calls=p.latency_min_calls,
-                               min_seconds=p.latency_min_seconds, max_seconds=p.latency_max_seconds, device=settings.device))
-    eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=p.throughput_batch, repeats=p.throughput_repeats,
-                                  device=settings.device, max_seconds=p.throughput_max_seconds))
+    with cache.disabled():
+        eff.update(measure_latency(rung.predict_proba, inputs, warmup=p.latency_warmup, min_calls=p.latency_min_calls,
+                                   min_seconds=p.latency_min_seconds, max_seconds=p.latency_max_seconds, device=settings.device))
+        per_text = max(eff["latency_ms_p50"] / 1000, 1e-6)
+        batch = int(min(p.throughput_batch, max(8, p.throughput_call_seconds / per_text)))
+        eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=batch, repeats=p.throughput_repeats,
+                                      device=settings.device, max_seconds=p.throughput_max_seconds))
     return eff
 
 
@@ -172,9 +177,10 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         with store.artifact_dir(dataset.name, rung_name) as folder:
             save_rung(rung, folder)
             size = folder_size(folder)
+        with cache.disabled():
+            report = rung.efficiency_report(test.inputs)
         result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
-                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size,
-                                **rung.efficiency_report(test.inputs)}
+                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size, **report}
         result["fit_info"] = {**rung.fit_info(), **({"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds}
                                                      if reused_fit_seconds else {})}
     except NotApplicable as exc:

@@ -27,6 +27,7 @@ class Profile:
     throughput_batch: int = 256
     throughput_repeats: int = 5
     throughput_max_seconds: float = 30.0
+    throughput_call_seconds: float = 4.0  # slow rungs (MC-Dropout) get a batch that one call handles in about this
     rung_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def options_for(self, rung: str) -> dict[str, Any]:
@@ -46,7 +47,7 @@ PROFILES: dict[str, Profile] = {
     # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
     "default": Profile("default", max_train=30000, max_validation=3000, max_test=None,
                        rung_options={"finetuned": {"max_train": 20000, "epochs": 1, "max_length": 128},
-                                     "char_cnn": {"max_epochs": 8}}),
+                                     "char_cnn": {"max_epochs": 6, "max_train": 20000}}),
     "full": Profile("full", max_train=None, max_validation=None, max_test=None, latency_min_calls=200,
                     latency_min_seconds=2.0, latency_max_seconds=30.0, throughput_repeats=10,
                     rung_options={"finetuned": {"epochs": 3, "max_length": 128}, "char_cnn": {"max_epochs": 20}}),

@@ -52,8 +52,8 @@ class CharCNN(TorchClassifier):
         self,
         max_chars: int = 256,
         embed_dim: int = 48,
-        widths: Sequence[int] = (2, 3, 4, 5, 6),
-        filters: int = 128,
+        widths: Sequence[int] = (2, 3, 4, 5),
+        filters: int = 96,
         dropout: float = 0.3,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
@@ -184,7 +184,7 @@ class CharCNN(TorchClassifier):
 
 
 @register_rung("char_cnn", family="cnn",
-               description="Character CNN: embeddings → conv widths 2-6 → global max-pool → dropout → linear; early stopping on validation loss.")
+               description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; early stopping on validation loss.")
 def char_cnn(max_chars: int = 256, max_epochs: int = 10, patience: int = 2, class_weights: bool = False,
              max_train: int | None = None, seed: int = 0, device: str = "cpu") -> CharCNN:
     return CharCNN(max_chars=max_chars, max_epochs=max_epochs, patience=patience, class_weights=class_weights,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
 import re
 from collections.abc import Sequence
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 
 from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
+from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
 from bench.protocol import Rung
 from bench.registry import register_rung
@@ -22,23 +21,8 @@ from models.batching import Encoded, PaddingStats, encode, iterate
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
 
-CACHE_ENV = "BENCH_CACHE_DIR"
 MIN_CACHED = 256  # smaller calls (latency probes) are not worth a file
 HEAD_FILE = "head.pkl"
-
-
-def cache_dir() -> Path:
-    """Where embeddings are cached: ``$BENCH_CACHE_DIR`` or ``~/.cache/bench``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bench") / "embeddings"
-
-
-def inputs_digest(inputs: Sequence[Input]) -> str:
-    """A content hash of the inputs (the split's texts, in order)."""
-    h = hashlib.sha256()
-    for x in inputs:
-        h.update((x if isinstance(x, str) else "\x1f".join(x)).encode())
-        h.update(b"\x1e")
-    return h.hexdigest()[:20]
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -97,21 +81,13 @@ class FeaturesLR(Rung):
         return out
 
     def embed(self, inputs: Sequence[Input]) -> np.ndarray:
-        """Pooled embeddings ``[N, H]``, read from / written to the cache for large inputs."""
+        """Pooled embeddings ``[N, H]``; for large inputs cached on disk by (model, pooling, max length, inputs)."""
         if not self.use_cache or len(inputs) < MIN_CACHED:
             return self._embed_uncached(inputs)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")[-80:]
-        path = cache_dir() / slug / f"{self.pooling_}-{self.max_length}" / f"{inputs_digest(inputs)}.npy"
-        if path.is_file():
-            cached = np.load(path)
-            if cached.shape[0] == len(inputs):
-                self.cache_hits_ += 1
-                return cached
-        vectors = self._embed_uncached(inputs)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
+        key = f"{slug}-{self.pooling_}-{self.max_length}-{inputs_digest(inputs)}"
+        vectors, hit = cached_array("embeddings", key, lambda: self._embed_uncached(inputs))
+        self.cache_hits_ += hit
         return vectors
 
     def _load_encoder(self) -> None:

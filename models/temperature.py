@@ -50,7 +50,7 @@ class TemperatureScaled(Rung):
 
     has_logits = True
 
-    def __init__(self, base: Rung, max_calibration: int | None = 2000, seed: int = 0) -> None:
+    def __init__(self, base: Rung, max_calibration: int | None = 1000, seed: int = 0) -> None:
         self.base = base
         self.max_calibration = max_calibration
         self.seed = seed
@@ -61,7 +61,7 @@ class TemperatureScaled(Rung):
         if not self.base.is_fitted:
             self.base.fit(train, validation)
         self.spec = self.base.spec
-        validation = subsample(validation, self.max_calibration, self.seed)  # T is one scalar: 2,000 examples pin it down
+        validation = subsample(validation, self.max_calibration, self.seed)  # T is one scalar: 1,000 examples pin it down
         z = self.base.predict_logits(validation.inputs)
         self.temperature_ = fit_temperature(z, validation.y, self.spec.multilabel)
         self.calibration_ = {"temperature": self.temperature_, "calibration_examples": len(validation)}
@@ -104,7 +104,7 @@ class TemperatureScaled(Rung):
 def _register_ts(base: str, family: str) -> None:
     @register_rung(f"{base}+ts", family=family, base=base,
                    description=f"Temperature scaling on {base}: one scalar T fitted on validation NLL (LBFGS).")
-    def factory(base: Rung, max_calibration: int | None = 2000, seed: int = 0) -> TemperatureScaled:
+    def factory(base: Rung, max_calibration: int | None = 1000, seed: int = 0) -> TemperatureScaled:
         return TemperatureScaled(base, max_calibration, seed)
 
 

@@ -66,6 +66,9 @@ def _write(tmp_path, name, text: bytes):
         (["--models", "majority", "--profile", "fast"], "unknown profile 'fast'"),
         (["--models", "majority", "--device", "tpu"], "unknown device"),
         (["--models", "nothing*"], "no rung matches"),
+        (["--models", "finetuned", "--option", "finetuned.model=./no/such/checkpoint"], "does not exist"),
+        (["--models", "finetuned", "--option", "finetuned.nonsense=1"], "has no option 'nonsense'"),
+        (["--models", "finetuned", "--option", "finetuned"], "expected RUNG.KEY=VALUE"),
         ([], "choose the rungs"),
     ],
 )

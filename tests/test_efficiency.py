@@ -42,3 +42,23 @@ def test_folder_size(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b").write_bytes(b"y" * 50)
     assert folder_size(tmp_path) == 150
+
+
+def test_cache_is_keyed_by_content_and_off_while_timing(tmp_path, monkeypatch):
+    from bench import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(3.0)
+
+    key = cache.inputs_digest(["a", ("b", "c")])
+    assert key != cache.inputs_digest(["a", ("b", "d")])
+    first, hit1 = cache.cached_array("k", key, compute)
+    second, hit2 = cache.cached_array("k", key, compute)
+    assert (hit1, hit2) == (False, True) and len(calls) == 1 and np.array_equal(first, second)
+    with cache.disabled():
+        _, hit3 = cache.cached_array("k", key, compute)
+    assert not hit3 and len(calls) == 2

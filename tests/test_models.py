@@ -56,6 +56,14 @@ def test_finetuned_learns_is_deterministic_and_round_trips(finetuned, sentiment,
     assert 0.5 < report["padding_efficiency"] <= 1.0 and report["truncated_inputs"] == 0
 
 
+def test_same_seed_same_model(tiny_bert, sentiment):
+    a = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
+    b = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
+    c = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=4).fit(sentiment.train, sentiment.validation)
+    pa, pb, pc = (r.predict_proba(sentiment.test.inputs) for r in (a, b, c))
+    assert np.array_equal(pa, pb) and not np.array_equal(pa, pc)
+
+
 def test_inference_is_length_sorted_and_order_preserving(finetuned, sentiment):
     texts = sentiment.test.inputs
     shuffled = list(reversed(texts))
@@ -138,6 +146,20 @@ def test_baal_patch_alone_leaves_attention_dropout_off(finetuned):
     assert calls and all(rate > 0 for _, rate in calls)
 
 
+def test_mc_estimate_depends_on_inputs_not_call_order(finetuned, sentiment, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    mc = MCDropoutClassifier(finetuned, passes=3).fit(sentiment.train, sentiment.validation)
+    texts = sentiment.test.inputs
+    first = mc.predict_proba(texts)
+    mc.predict_proba(sentiment.validation.inputs)  # other work in between does not change the estimate
+    assert np.array_equal(mc.predict_proba(texts), first)
+    other_seed = MCDropoutClassifier(finetuned, passes=3, seed=9).fit(sentiment.train, sentiment.validation)
+    assert not np.array_equal(other_seed.predict_proba(texts), first)
+    monkeypatch.setattr("models.mc_dropout.MIN_CACHED", 1)
+    mc.predict_proba(texts)
+    assert list((tmp_path / "mc_dropout").glob("*.npy"))
+
+
 def test_mc_dropout_probabilities_and_persistence(finetuned, sentiment, tmp_path):
     mc = MCDropoutClassifier(finetuned, passes=5, seed=1).fit(sentiment.train, sentiment.validation)
     probs = mc.predict_proba(sentiment.test.inputs)
@@ -199,7 +221,7 @@ def test_char_cnn_class_weights_and_truncation(toy_data):
 
 def test_features_lr_caches_embeddings(tiny_bert, sentiment, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("models.features.MIN_CACHED", 1)
+    monkeypatch.setattr("models.features.MIN_CACHED", 1)  # cache even the toy splits
     first = FeaturesLR(model=tiny_bert, pooling="mean", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)
     assert first.fit_info()["embedding_cache_hits"] == 0 and list((tmp_path / "cache").rglob("*.npy"))
     second = FeaturesLR(model=tiny_bert, pooling="mean", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)

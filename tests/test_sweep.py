@@ -1,0 +1,44 @@
+"""The MC-Dropout sweep on a tiny BERT: table shape, nested estimates, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.data import load_dataset
+from bench.harness import RunSettings, apply_profile
+from bench.profiles import get_profile
+from bench.store import ResultStore
+from bench.sweep import sweep_mc, write_sweep
+
+
+def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
+    settings = RunSettings(profile=get_profile("quick"), options={"finetuned": {"model": tiny_bert, "max_length": 32}})
+    ds = apply_profile(load_dataset("toy_sentiment", data_dir=toy_data), settings.profile)
+    result = sweep_mc(ds, settings, ResultStore(tmp_path), [4, 1, 2], repeats=2)
+    assert [row["passes"] for row in result["summary"]] == [1, 2, 4]
+    assert len(result["runs"]) == 6 and {r["repeat"] for r in result["runs"]} == {0, 1}
+    for row in result["summary"]:
+        assert 0 <= row["ece_mean"] <= 1 and row["ece_std"] >= 0 and 0 <= row["accuracy_mean"] <= 1
+    assert 0 <= result["deterministic"]["accuracy"] <= 1
+    json_path, md_path = write_sweep(result, tmp_path / "toy_sentiment")
+    assert json.loads(json_path.read_text())["iterations"] == [1, 2, 4]
+    assert "± " in md_path.read_text() and "Deterministic" in md_path.read_text()
+
+
+def test_sweep_cli_rejects_bad_iterations(toy_data, tmp_path, capsys):
+    code = main(["sweep-mc", "--dataset", "toy_sentiment", "--data-dir", str(toy_data), "--iterations", "1,x",
+                 "--output", str(tmp_path)])
+    assert code == 2 and "--iterations must be comma-separated integers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0,5", ""])
+def test_sweep_rejects_non_positive(tiny_bert, toy_data, tmp_path, bad):
+    from bench.errors import BenchError
+
+    settings = RunSettings(profile=get_profile("quick"), options={"finetuned": {"model": tiny_bert}})
+    ds = load_dataset("toy_sentiment", data_dir=toy_data)
+    with pytest.raises(BenchError):
+        sweep_mc(ds, settings, ResultStore(tmp_path), [int(v) for v in bad.split(",") if v], repeats=1)
