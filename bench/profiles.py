@@ -47,7 +47,10 @@ PROFILES: dict[str, Profile] = {
     # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
     "default": Profile("default", max_train=30000, max_validation=3000, max_test=None,
                        rung_options={"finetuned": {"max_train": 20000, "epochs": 1, "max_length": 128},
-                                     "char_cnn": {"max_epochs": 6, "max_train": 20000}}),
+                                     "char_cnn": {"max_epochs": 6, "max_train": 20000},
+                                     "features_lr": {"max_train": 20000},
+                                     # T is one scalar; 500 examples pin it down, and each costs 20 MC passes here
+                                     "finetuned+mc+ts": {"max_calibration": 500}}),
     "full": Profile("full", max_train=None, max_validation=None, max_test=None, latency_min_calls=200,
                     latency_min_seconds=2.0, latency_max_seconds=30.0, throughput_repeats=10,
                     rung_options={"finetuned": {"epochs": 3, "max_length": 128}, "char_cnn": {"max_epochs": 20}}),

@@ -57,10 +57,14 @@ def load_encoder(name: str, trust_remote_code: bool = False) -> Any:
 
 
 def load_classifier(name: str, num_labels: int, multilabel: bool, trust_remote_code: bool = False) -> Any:
-    """``AutoModelForSequenceClassification`` with a fresh ``num_labels`` head (multi-label: BCE problem type)."""
+    """``AutoModelForSequenceClassification`` with a fresh ``num_labels`` head (multi-label: BCE problem type).
+    transformers' load report (the new head's weights are "missing") is silenced: a fresh head is the point."""
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
 
     location = resolve_model(name)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             location, num_labels=num_labels, trust_remote_code=trust_remote_code,
