@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | report``."""
+"""Command line: ``python -m bench list | run | sweep-mc | report``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _expand_rungs(patterns: list[str]) -> list[str]:
         else:
             matched = [get_rung(pattern).name]
         names += [m for m in matched if m not in names]
-    return names
+    ladder = list_rungs()
+    return sorted(names, key=ladder.index)  # ladder order: a base always runs before its wrappers
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -70,7 +71,12 @@ def _load_datasets(args: argparse.Namespace) -> list:
     from bench.data import Columns, load_dataset
 
     if args.data:
-        columns = Columns(args.text_column, args.text_pair_column, args.label_column)
+        if args.datasets:
+            raise BenchError("use --data PATH or --datasets NAMES, not both")
+        named = (args.text_column, args.text_pair_column, args.label_column)
+        # a folder's dataset.json names its own fields; column flags override it only when given
+        columns = None if named == (None, None, None) else Columns(args.text_column or "text", args.text_pair_column,
+                                                                    args.label_column or "label")
         return [load_dataset(path=args.data, columns=columns)]
     names = _csv(args.datasets) if args.datasets else [DEFAULT_DATASET]
     return [load_dataset(name, data_dir=args.data_dir) for name in names]
@@ -80,12 +86,17 @@ def _check_options(settings) -> None:
     """Reject options a rung's factory does not take, before anything runs."""
     from bench.registry import get_rung
 
+    reserved = {"seed", "device", "base"}  # set by --seed / --device / the harness
     for rung, opts in settings.options.items():
+        taken = sorted(set(opts) & reserved)
+        if taken:
+            raise BenchError(f"--option {rung}.{taken[0]}: use --{taken[0]} instead" if taken[0] != "base"
+                             else f"--option {rung}.base: a wrapper's base is fixed by its registration")
         accepted = get_rung(rung).accepts()
         unknown = sorted(set(opts) - accepted) if accepted is not None else []
         if unknown:
             raise BenchError(f"rung {rung!r} has no option {', '.join(map(repr, unknown))} "
-                             f"(options: {', '.join(sorted(accepted - {'seed', 'device', 'base'}))})")
+                             f"(options: {', '.join(sorted(accepted - reserved))})")
         if isinstance(opts.get("model"), str):
             from models.hf import resolve_model
 
@@ -125,8 +136,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     for name in names:
         if name not in store.datasets():
             raise UnknownNameError("dataset with results", name, store.datasets())
-        md, _ = write_leaderboard(store, name) or (None, None)
-        print(f"wrote {md} and {md.with_suffix('.csv')}")
+        paths = write_leaderboard(store, name)
+        if paths is None:
+            raise BenchError(f"no readable result.json under {store.root / name}")
+        print(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 
@@ -177,17 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")
     data.add_argument("--data", metavar="PATH", help="bring your own: a CSV or JSONL file, or a folder in our layout")
-    data.add_argument("--text-column", default="text", help="text column of --data (default: text)")
+    data.add_argument("--text-column", default=None, help="text column of --data (default: text, or the folder's dataset.json)")
     data.add_argument("--text-pair-column", default=None, help="second text column of --data, for sentence pairs")
-    data.add_argument("--label-column", default="label", help="label column of --data (default: label; a list → multi-label)")
+    data.add_argument("--label-column", default=None,
+                      help="label column of --data (default: label; in JSONL a list of tags means multi-label)")
     how = p.add_argument_group("how")
     how.add_argument("--profile", default="default", help="quick | default | full (default: default)")
     how.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    how.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    how.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     how.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
     how.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
     how.add_argument("--option", action="append", default=[], metavar="RUNG.KEY=VALUE",
-                     help="a rung option, repeatable: e.g. finetuned.model=distilbert-base-uncased, tfidf_lr.c_grid=[1,4]")
+                     help="a rung option, repeatable: e.g. finetuned.model=distilbert-base-uncased, 'tfidf_lr.c_grid=[1,4]'")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)

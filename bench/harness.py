@@ -181,8 +181,8 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
             report = rung.efficiency_report(test.inputs)
         result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
                                 "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size, **report}
-        result["fit_info"] = {**rung.fit_info(), **({"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds}
-                                                     if reused_fit_seconds else {})}
+        wrapper = {"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds} if info.base else {}
+        result["fit_info"] = {**rung.fit_info(), **wrapper}
     except NotApplicable as exc:
         result.update(status="not_applicable", reason=str(exc))
         probs = None

@@ -21,22 +21,20 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV="uv"; command -v uv >/dev/null 2>&1 || UV="$PY -m uv"
 
-# Where the CPU torch wheel comes from.
+[ -x "$VENV/bin/python" ] || $UV venv --quiet --python "$PY" "$VENV"
+export VIRTUAL_ENV="$PWD/$VENV"
+
+# Where the CPU torch wheel comes from (only needed until it is installed).
 export UV_FIND_LINKS="${UV_FIND_LINKS:-${PIP_FIND_LINKS:-}}"
 torch_src=()
 if [ -n "$UV_FIND_LINKS" ] && ls "$UV_FIND_LINKS"/torch-${TORCH_VERSION}+cpu-*.whl >/dev/null 2>&1; then
     torch_src=(--find-links "$UV_FIND_LINKS")
 elif [ -n "${BENCH_TORCH_INDEX:-}" ]; then
     torch_src=(--extra-index-url "$BENCH_TORCH_INDEX" --index-strategy unsafe-best-match)
-else
-    die "no CPU wheel of torch ${TORCH_VERSION} found. Put torch-${TORCH_VERSION}+cpu-*.whl in a folder named by \
-PIP_FIND_LINKS, or set BENCH_TORCH_INDEX=https://download.pytorch.org/whl/cpu. Refusing to let the resolver pull the CUDA build."
 fi
-
-[ -x "$VENV/bin/python" ] || $UV venv --quiet --python "$PY" "$VENV"
-export VIRTUAL_ENV="$PWD/$VENV"
-
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__ != '${TORCH_VERSION}+cpu')" 2>/dev/null; then
+    [ ${#torch_src[@]} -gt 0 ] || die "no CPU wheel of torch ${TORCH_VERSION} found. Put torch-${TORCH_VERSION}+cpu-*.whl in a folder \
+named by PIP_FIND_LINKS, or set BENCH_TORCH_INDEX=https://download.pytorch.org/whl/cpu. Refusing to let the resolver pull the CUDA build."
     $UV pip install --quiet "${torch_src[@]}" "torch==${TORCH_VERSION}+cpu"
 fi
 # torch is now installed and pinned: the rest of the resolve must not touch it.

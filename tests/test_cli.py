@@ -33,6 +33,20 @@ def test_run_and_report(toy_data, tmp_path, capsys):
     assert (out / "toy_sentiment" / "leaderboard.md").is_file()
 
 
+def test_data_folder_keeps_its_card_fields(toy_data, tmp_path):
+    code = main(["run", "--models", "majority", "--data", str(toy_data / "toy_pairs"), "--profile", "quick",
+                 "--output", str(tmp_path)])
+    assert code == 0
+    stored = json.loads((tmp_path / "toy_pairs" / "majority" / "result.json").read_text())
+    assert stored["data"]["task"] == "sentence-pair"
+
+
+def test_wrappers_run_after_their_base(capsys):
+    from bench.cli import _expand_rungs
+
+    assert _expand_rungs(["finetuned+ts", "finetuned", "tfidf*"]) == ["tfidf_lr", "finetuned", "tfidf_lr+ts", "finetuned+ts"]
+
+
 def test_byo_data_file(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps({"body": f"{w} {i}", "y": w}) + "\n" for i in range(40) for w in ("good", "bad")))
@@ -69,6 +83,7 @@ def _write(tmp_path, name, text: bytes):
         (["--models", "finetuned", "--option", "finetuned.model=./no/such/checkpoint"], "does not exist"),
         (["--models", "finetuned", "--option", "finetuned.nonsense=1"], "has no option 'nonsense'"),
         (["--models", "finetuned", "--option", "finetuned"], "expected RUNG.KEY=VALUE"),
+        (["--models", "tfidf_lr", "--option", "tfidf_lr.seed=3"], "use --seed instead"),
         ([], "choose the rungs"),
     ],
 )

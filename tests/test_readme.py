@@ -36,7 +36,10 @@ def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     (tmp_path / "readme_rung.py").write_text(code)  # as a user would: the rung lives in an importable module
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module("readme_rung")
-    assert "naive_bayes" in registry.list_rungs()
+    assert {"naive_bayes", "naive_bayes+ts"} <= set(registry.list_rungs())
     ds = load_dataset("toy_sentiment", data_dir=toy_data)
-    [result] = run([ds], ["naive_bayes"], RunSettings(profile=get_profile("quick")), tmp_path)
-    assert result["status"] == "ok" and result["metrics"]["accuracy"] > 0.7
+    results = run([ds], ["naive_bayes", "naive_bayes+ts"], RunSettings(profile=get_profile("quick")), tmp_path)
+    assert [r["status"] for r in results] == ["ok", "ok"] and results[0]["metrics"]["accuracy"] > 0.7
+    assert results[1]["fit_info"]["temperature"] > 0 and results[1]["fit_info"]["reused_fit_seconds"] > 0  # base reused
+    [pairs] = run([load_dataset("toy_pairs", data_dir=toy_data)], ["naive_bayes"], RunSettings(profile=get_profile("quick")), tmp_path)
+    assert pairs["status"] == "not_applicable"
