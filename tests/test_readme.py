@@ -20,7 +20,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def test_sst2_table_matches_committed_results():
     block = README.split("<!-- sst2-table")[1].split("\n\n")[0]
-    rows = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", block, flags=re.M)
+    rows = re.findall(r"^\| ([\w+]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", block, flags=re.M)
     store = ResultStore(ROOT / "results")
     stored = {r["rung"]: r for r in store.results("sst2")}
     assert rows and {name for name, *_ in rows} == {n for n, r in stored.items() if r["status"] == "ok"}

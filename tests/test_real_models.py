@@ -24,13 +24,13 @@ def test_minilm_mc_dropout_samples_attention_in_every_layer():
     _record_attention(model, plain)
     with torch.inference_mode():
         a, b = model(**batch).logits, model(**batch).logits
-    assert torch.equal(a, b) and len(plain) == 6 and all(rate == 0.0 for _, rate in plain)
+    assert torch.equal(a, b) and len(plain) == 12 and all(rate == 0.0 for _, rate in plain)  # 2 passes x 6 layers
     mc = stochastic_copy(model)
     calls: list = []
     _record_attention(mc, calls)
     with torch.inference_mode():
         x, y = mc(**batch).logits, mc(**batch).logits
-    assert len(calls) == 6 and all(rate == pytest.approx(0.1) for _, rate in calls)
+    assert len(calls) == 12 and all(rate == pytest.approx(0.1) for _, rate in calls)
     assert not torch.equal(x, y)
     assert trained_pooling(DEFAULT_MODEL) == "mean"
 

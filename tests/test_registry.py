@@ -12,7 +12,7 @@ def test_builtin_rungs_in_ladder_order():
     names = list_rungs()
     assert [n for n in names if n in LADDER] == LADDER
     assert list_rungs("*random*") == ["random"]
-    assert list_rungs("tfidf*") == ["tfidf_lr"]
+    assert list_rungs("tfidf*") == ["tfidf_lr", "tfidf_lr+ts"]
     info = get_rung("majority")
     assert info.family == "chance" and info.description
 
