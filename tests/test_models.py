@@ -20,6 +20,7 @@ from models.char_cnn import CharCNN
 from models.features import FeaturesLR
 from models.finetune import FineTunedTransformer
 from models.hf import load_classifier, load_tokenizer
+from models.mask_pool import MAX_SLICE, MaskPool
 from models.mc_dropout import MCDropoutClassifier, stochastic_copy
 from models.temperature import TemperatureScaled, fit_temperature
 
@@ -71,20 +72,27 @@ def test_inference_is_length_sorted_and_order_preserving(finetuned, sentiment):
 
 
 def _record_attention(model: torch.nn.Module, calls: list) -> None:
-    """Route every attention call of ``model`` through a recorder of the dropout it is asked to apply."""
+    """Route every attention call of ``model`` through a recorder of the dropout rate it is asked to apply
+    and the output it gives, delegating to the attention function the model was using."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+    delegate = ALL_ATTENTION_FUNCTIONS[model.config._attn_implementation]
+    AttentionMaskInterface.register("bench_recording", ALL_MASK_ATTENTION_FUNCTIONS[model.config._attn_implementation])
+
     def recording(module, query, key, value, attention_mask, dropout=0.0, **kwargs):
-        calls.append((module, float(dropout)))
-        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+        out = delegate(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+        calls.append((module, float(dropout), out[0].detach()))
+        return out
 
     AttentionInterface.register("bench_recording", recording)
     model.config._attn_implementation = "bench_recording"
 
 
-def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment):
-    mc = MCDropoutClassifier(finetuned, passes=4).fit(sentiment.train, sentiment.validation)
+@pytest.mark.parametrize("sampler", ["pooled", "exact"])
+def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment, sampler):
+    mc = MCDropoutClassifier(finetuned, passes=4, sampler=sampler).fit(sentiment.train, sentiment.validation)
     sites = {name: m for name, m in mc.stochastic_.named_modules() if isinstance(m, _DropoutNd)}
     assert len(sites) >= 2 * 3 + 2  # per layer: attention-output and FFN-output dropout (+ embeddings, classifier)
     fired: dict[str, list[torch.Tensor]] = {name: [] for name in sites}
@@ -98,10 +106,14 @@ def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment):
         for h in hooks:
             h.remove()
     # attention-probability dropout is functional: its rate is handed to the attention function, which
-    # transformers 5 sets to 0 unless the attention module is training. Each such call must get the full rate.
-    functional = {id(module): rate for module, rate in attention}
+    # transformers 5 sets to 0 unless the attention module is training. Each such call must get the full
+    # rate, and its output must differ between the replicated passes.
+    functional = {id(module): rate for module, rate, _ in attention}
     owners = dict(mc.stochastic_.named_modules())
     assert functional, "no attention call recorded"
+    for _, rate, out in attention:
+        replicas = out.view(4, -1, *out.shape[1:])
+        assert rate > 0 and not torch.allclose(replicas[0], replicas[1]), "attention output identical across passes"
     for name, records in fired.items():
         owner = owners[name.rsplit(".", 1)[0]]
         if id(owner) in functional:
@@ -122,7 +134,41 @@ def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment):
         a, b = finetuned.predict_proba(sentiment.test.inputs[:6]), finetuned.predict_proba(sentiment.test.inputs[:6])
     finally:
         finetuned.module_.config._attn_implementation = "sdpa"
-    assert np.array_equal(a, b) and plain and all(rate == 0.0 for _, rate in plain)
+    assert np.array_equal(a, b) and plain and all(rate == 0.0 for _, rate, _ in plain)
+
+
+def test_mask_pool_drops_at_the_rate_and_masks_differ():
+    pool = MaskPool(seed=1)
+    x = torch.ones(64, 25, 384)
+    for p in (0.1, 0.5):
+        masks = [pool.drop(x, p) for _ in range(3)]
+        for m in masks:
+            assert abs(float((m == 0).float().mean()) - p) < 0.01
+            assert torch.allclose(m[m > 0], torch.tensor(1 / (1 - p)))
+        assert not torch.equal(masks[0], masks[1])
+    pool.reseed(5)
+    first = pool.drop(x, 0.1)
+    pool.reseed(5)
+    assert torch.equal(pool.drop(x, 0.1), first)
+    big = torch.ones(MAX_SLICE + 1)  # too big for a random offset: fresh Bernoulli masks
+    assert abs(float((pool.drop(big, 0.1) == 0).float().mean()) - 0.1) < 0.01
+
+
+def test_pooled_attention_matches_sdpa_without_dropout(finetuned, sentiment, monkeypatch):
+    mc = MCDropoutClassifier(finetuned, passes=2).fit(sentiment.train, sentiment.validation)
+    monkeypatch.setattr(MaskPool, "mask", lambda self, p, like: torch.ones_like(like))  # keep all: pure attention maths
+    texts = sentiment.test.inputs[:8] + ["a much longer sentence than the others so that padding is needed here"]
+    assert np.allclose(mc.sample_probs(texts, passes=2)[0], finetuned.predict_proba(texts), atol=1e-5)
+
+
+def test_pooled_and_exact_masks_give_the_same_mc_estimate(finetuned, sentiment):
+    texts = sentiment.test.inputs[:10]
+    est = {s: MCDropoutClassifier(finetuned, sampler=s).fit(sentiment.train, sentiment.validation).sample_probs(texts, passes=400)
+           for s in ("pooled", "exact")}
+    spread = np.sqrt(est["exact"].var(axis=0) / 400 + est["pooled"].var(axis=0) / 400)  # std error of the difference
+    diff = np.abs(est["pooled"].mean(axis=0) - est["exact"].mean(axis=0))
+    assert (diff <= 4 * spread + 1e-6).all()
+    assert np.allclose(est["pooled"].std(axis=0), est["exact"].std(axis=0), rtol=0.25, atol=1e-3)
 
 
 def test_baal_patch_alone_leaves_attention_dropout_off(finetuned):
@@ -137,13 +183,13 @@ def test_baal_patch_alone_leaves_attention_dropout_off(finetuned):
     batch = {"input_ids": torch.tensor([[101, 2307, 2143, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     with torch.inference_mode():
         patched(**batch)
-    assert calls and all(rate == 0.0 for _, rate in calls)
+    assert calls and all(rate == 0.0 for _, rate, _ in calls)
     fixed = stochastic_copy(finetuned.module_)
     calls.clear()
     _record_attention(fixed, calls)
     with torch.inference_mode():
         fixed(**batch)
-    assert calls and all(rate > 0 for _, rate in calls)
+    assert calls and all(rate > 0 for _, rate, _ in calls)
 
 
 def test_mc_estimate_depends_on_inputs_not_call_order(finetuned, sentiment, tmp_path, monkeypatch):
