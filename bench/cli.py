@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | sweep-mc | report``."""
+"""Command line: ``python -m bench list | run | sweep-mc | report | perf``."""
 
 from __future__ import annotations
 
@@ -127,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.leaderboard import write_leaderboard
+    from bench.report import write_index, write_report
     from bench.store import ResultStore
 
     store = ResultStore(args.output)
@@ -140,6 +141,56 @@ def cmd_report(args: argparse.Namespace) -> int:
         if paths is None:
             raise BenchError(f"no readable result.json under {store.root / name}")
         print(f"wrote {paths[0]} and {paths[1]}")
+        if not args.no_html:
+            print(f"wrote {write_report(store, name, data_dir=args.data_dir)}")
+    if not args.no_html:
+        print(f"wrote {write_index(store)}")
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import pytest
+
+    from bench import perf
+
+    if args.save == args.check:
+        raise BenchError("say --save (store a new baseline) or --check (compare with it)")
+    baseline = Path(args.baseline)
+    if args.check and not baseline.is_file():
+        raise BenchError(f"no baseline at {baseline}; store one with `python -m bench perf --save`")
+    _expand_rungs(_csv(args.rungs))  # unknown names fail here, with suggestions
+    os.environ["BENCH_PERF_RUNGS"] = args.rungs
+    if args.check:
+        os.environ["BENCH_PERF_PLAN"] = str(baseline)  # same calls per round as the baseline
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "benchmark.json"
+        suite = str(Path(perf.__file__).with_name("perf_suite.py"))  # not imported here: it reads the env on import
+        code = pytest.main([suite, "-q", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-sort=name",
+                            f"--benchmark-json={report}", "-o", "addopts=", *args.pytest_args])
+        if code != 0 or not report.is_file():
+            raise BenchError(f"the benchmark suite failed (pytest exit {int(code)})")
+        runs = json.loads(report.read_text(encoding="utf-8"))["benchmarks"]
+    cases = {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
+    current = {"machine": perf.machine(), "cases": cases}
+    spreads = sorted(c["spread"] for c in cases.values())
+    print(f"{len(cases)} cases; ratio spread (IQR / median over rounds): median {spreads[len(spreads) // 2]:.1%}, "
+          f"worst {spreads[-1]:.1%}")
+    if args.save:
+        print(f"wrote {perf.write_baseline(current, baseline)}")
+        return 0
+    stored = perf.read_baseline(baseline)
+    if stored["machine"].get("threads") != current["machine"]["threads"]:
+        print(f"warning: baseline measured with {stored['machine'].get('threads')} threads, now {current['machine']['threads']}")
+    rows = perf.compare(current, stored, args.threshold)
+    print(perf.table(rows))
+    bad = perf.failed(rows)
+    if bad:
+        print(f"FAIL: {len(bad)} case(s) slower than their limit: " + ", ".join(r["case"] for r in bad))
+        return 1
+    print("OK: no case slower than its limit")
     return 0
 
 
@@ -174,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep-mc,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep-mc,report,perf}")
 
     p = sub.add_parser("list", help="list the registered rungs", description="List registered rungs (name, family, description).")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on rung names (default: all)")
@@ -206,6 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("perf", help="latency regression gate: time every rung against a reference workload",
+                       description="Run the pytest-benchmark suite (bench/perf_suite.py): each rung's predict_proba at batch "
+                                   "1 and 16 on fixed inputs, each round timed right after a fixed reference workload. "
+                                   "--save stores the median ratios (rung time / reference time) as the baseline; "
+                                   "--check compares with it and exits 1 if a ratio grew by more than the threshold.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--save", action="store_true", help="store the measured ratios as the new baseline")
+    mode.add_argument("--check", action="store_true", help="compare with the baseline; exit 1 on a regression")
+    p.add_argument("--baseline", default="perf/baseline.json", help="baseline JSON (default: perf/baseline.json)")
+    p.add_argument("--rungs", default="*", metavar="A,B", help="rungs to time, wildcards allowed (default: all)")
+    p.add_argument("--threshold", type=float, default=0.25,
+                   help="allowed growth of a ratio, 0.25 = 25%% (default; per-rung 'thresholds' in the baseline win)")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    p.set_defaults(func=cmd_perf)
+
     p = sub.add_parser("sweep-mc", help="ECE and accuracy of MC-Dropout against the number of passes",
                        description="Sweep the number of MC-Dropout passes on the fine-tuned transformer (reusing its stored "
                                    "weights when current) and write <output>/<dataset>/mc_sweep.md and .json.")
@@ -221,10 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
     p.set_defaults(func=cmd_sweep_mc)
 
-    p = sub.add_parser("report", help="regenerate leaderboards from stored results",
-                       description="Rewrite <output>/<dataset>/leaderboard.md and .csv from stored result.json files.")
+    p = sub.add_parser("report", help="regenerate leaderboards and HTML reports from stored results",
+                       description="Rewrite <output>/<dataset>/leaderboard.md and .csv, the HTML report "
+                                   "<output>/<dataset>/report.html (its plots also as PNGs in <output>/<dataset>/plots/) "
+                                   "and <output>/index.html, from stored results alone: no model is rerun. The dataset "
+                                   "is read, when found with the same fingerprint, only for texts in the error analysis "
+                                   "and the length distribution.")
     p.add_argument("--datasets", metavar="X,Y", help="datasets to report (default: all with results)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets, for texts (default: $BENCH_DATA_DIR, else ./data)")
+    p.add_argument("--no-html", action="store_true", help="leaderboards only")
     p.set_defaults(func=cmd_report)
     return parser
 

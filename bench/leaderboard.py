@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.store import ResultStore
@@ -53,9 +54,26 @@ def _fmt(value: Any, digits: int) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
 
 
-def to_markdown(frame: pd.DataFrame, title: str) -> str:
-    """The leaderboard as a Markdown table; failed and not-applicable rungs show their status and note."""
-    shown = pd.DataFrame({
+# which value of a column is best: max or min (params: neither, more is not better or worse)
+BEST: dict[str, str] = {"accuracy": "max", "macro-F1": "max", "ECE": "min", "Brier": "min", "NLL": "min",
+                        "latency p50 (ms)": "min", "throughput (/s)": "max", "size": "min", "fit (s)": "min"}
+
+
+def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
+    """For each column with a direction, the row positions (among finished rungs) holding its best value."""
+    done = frame[frame["status"] == "ok"]
+    best: dict[str, set[int]] = {}
+    for column, how in BEST.items():
+        values = pd.to_numeric(done[column], errors="coerce").dropna()
+        if len(values):
+            target = values.max() if how == "max" else values.min()
+            best[column] = set(values.index[np.isclose(values, target, rtol=0, atol=1e-12)])
+    return best
+
+
+def formatted(frame: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's cells as display strings (the same in Markdown and HTML)."""
+    return pd.DataFrame({
         "rung": frame["rung"],
         "status": frame["status"],
         "accuracy": frame["accuracy"].map(lambda v: _fmt(v, 4)),
@@ -70,7 +88,11 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
         "fit (s)": frame["fit (s)"].map(lambda v: _fmt(v, 1)),
         "note": frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s),
     })
-    return f"# {title}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def to_markdown(frame: pd.DataFrame, title: str) -> str:
+    """The leaderboard as a Markdown table; failed and not-applicable rungs show their status and note."""
+    return f"# {title}\n\n" + formatted(frame).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | None:

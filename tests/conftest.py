@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import registry
+from bench.protocol import Rung
+
 POSITIVE = ["a wonderful, moving film", "great acting and a lovely story", "i loved every minute", "brilliant and funny",
             "a joy to watch", "superb direction, excellent cast", "beautiful and heartfelt", "delightful fun throughout"]
 NEGATIVE = ["a terrible, boring mess", "awful acting and a dull story", "i hated every minute", "stupid and painful",
@@ -59,7 +62,11 @@ def tag_rows(n: int) -> list[dict]:
 @pytest.fixture
 def toy_data(tmp_path: Path) -> Path:
     """A data directory with a sentiment, a multi-label tags, a sentence-pair and a no-validation topic dataset."""
-    root = tmp_path / "data"
+    return make_toy_data(tmp_path / "data")
+
+
+def make_toy_data(root: Path) -> Path:
+    """Write the toy datasets under ``root``."""
     write_dataset(root, "toy_sentiment", {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
                   {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
     labels = ["computer-vision", "deep-learning", "object-detection", "pytorch", "tensorflow"]
@@ -108,3 +115,24 @@ def tiny_bert(tmp_path_factory) -> str:
     BertForSequenceClassification(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
+
+
+class Exploding(Rung):
+    def fit(self, train, validation):
+        raise RuntimeError("boom in fit")
+
+    def predict_proba(self, inputs):
+        raise AssertionError("unreachable")
+
+
+def register_exploding(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register ``exploding``, a rung whose fit always raises, for as long as ``monkeypatch`` lasts."""
+    info = registry.RungInfo("exploding", "test", "always fails", lambda: Exploding(), 10_000)
+    registry.list_rungs()  # load the built-ins first
+    monkeypatch.setitem(registry._REGISTRY, "exploding", info)
+    return "exploding"
+
+
+@pytest.fixture
+def exploding_rung(monkeypatch):
+    return register_exploding(monkeypatch)

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import registry
 from bench.data import load_dataset
 from bench.harness import RunSettings, apply_profile, evaluate, run
 from bench.metrics import compute_scores
@@ -17,22 +16,6 @@ from bench.protocol import Rung
 from bench.store import ResultStore, to_json
 
 QUICK = RunSettings(profile=get_profile("quick"))
-
-
-class Exploding(Rung):
-    def fit(self, train, validation):
-        raise RuntimeError("boom in fit")
-
-    def predict_proba(self, inputs):
-        raise AssertionError("unreachable")
-
-
-@pytest.fixture
-def exploding_rung(monkeypatch):
-    info = registry.RungInfo("exploding", "test", "always fails", lambda: Exploding(), 10_000)
-    registry.list_rungs()  # load the built-ins first
-    monkeypatch.setitem(registry._REGISTRY, "exploding", info)
-    return "exploding"
 
 
 def test_result_files_and_recomputed_metrics(toy_data, tmp_path):
