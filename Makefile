@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast report clean
+.PHONY: install run test test-fast report perf-check perf-save clean
 
 .venv/.installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -28,6 +28,12 @@ test-fast: .venv/.installed  ## unit tests only
 
 report: .venv/.installed
 	$(PY) -m bench report $(ARGS)
+
+perf-check: .venv/.installed  ## latency regression gate against perf/baseline.json
+	$(PY) -m bench perf --check $(ARGS)
+
+perf-save: .venv/.installed  ## store a new latency baseline (on an idle machine), then commit perf/baseline.json
+	$(PY) -m bench perf --save $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis

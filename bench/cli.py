@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bench import __version__
 from bench.errors import BenchError, UnknownNameError
@@ -165,15 +166,20 @@ def cmd_perf(args: argparse.Namespace) -> int:
     os.environ["BENCH_PERF_RUNGS"] = args.rungs
     if args.check:
         os.environ["BENCH_PERF_PLAN"] = str(baseline)  # same calls per round as the baseline
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "benchmark.json"
-        suite = str(Path(perf.__file__).with_name("perf_suite.py"))  # not imported here: it reads the env on import
-        code = pytest.main([suite, "-q", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-sort=name",
-                            f"--benchmark-json={report}", "-o", "addopts=", *args.pytest_args])
-        if code != 0 or not report.is_file():
-            raise BenchError(f"the benchmark suite failed (pytest exit {int(code)})")
-        runs = json.loads(report.read_text(encoding="utf-8"))["benchmarks"]
-    cases = {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
+    measured: list[dict[str, dict[str, Any]]] = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "benchmark.json"
+            suite = str(Path(perf.__file__).with_name("perf_suite.py"))  # not imported here: it reads the env on import
+            code = pytest.main([suite, "-q", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-sort=name",
+                                f"--benchmark-json={report}", "-o", "addopts=", *args.pytest_args])
+            if code != 0 or not report.is_file():
+                raise BenchError(f"the benchmark suite failed (pytest exit {int(code)})")
+            runs = json.loads(report.read_text(encoding="utf-8"))["benchmarks"]
+        measured.append({f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs})
+        if args.save and run == 0:
+            os.environ["BENCH_PERF_REFERENCE"] = json.dumps({k: c["reference"] for k, c in measured[0].items()})
+    cases = perf.combine_runs(measured)
     current = {"machine": perf.machine(), "cases": cases}
     spreads = sorted(c["spread"] for c in cases.values())
     print(f"{len(cases)} cases; ratio spread (IQR / median over rounds): median {spreads[len(spreads) // 2]:.1%}, "
@@ -269,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rungs", default="*", metavar="A,B", help="rungs to time, wildcards allowed (default: all)")
     p.add_argument("--threshold", type=float, default=0.25,
                    help="allowed growth of a ratio, 0.25 = 25%% (default; per-rung 'thresholds' in the baseline win)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="run the suite this many times and keep each case's median ratio (use 3 with --save; default 1)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     p.set_defaults(func=cmd_perf)
 
