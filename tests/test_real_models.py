@@ -10,6 +10,7 @@ from bench.data import load_dataset
 from bench.harness import RunSettings, run
 from bench.profiles import get_profile
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer, trained_pooling
+from models.mask_pool import MaskPool
 from models.mc_dropout import stochastic_copy
 from tests.test_models import _record_attention
 
@@ -24,14 +25,17 @@ def test_minilm_mc_dropout_samples_attention_in_every_layer():
     _record_attention(model, plain)
     with torch.inference_mode():
         a, b = model(**batch).logits, model(**batch).logits
-    assert torch.equal(a, b) and len(plain) == 12 and all(rate == 0.0 for _, rate in plain)  # 2 passes x 6 layers
-    mc = stochastic_copy(model)
-    calls: list = []
-    _record_attention(mc, calls)
-    with torch.inference_mode():
-        x, y = mc(**batch).logits, mc(**batch).logits
-    assert len(calls) == 12 and all(rate == pytest.approx(0.1) for _, rate in calls)
-    assert not torch.equal(x, y)
+    assert torch.equal(a, b) and len(plain) == 12 and all(rate == 0.0 for _, rate, _ in plain)  # 2 passes x 6 layers
+    model.config._attn_implementation = "sdpa"
+    for pool in (None, MaskPool(0)):  # baal's fresh masks, then the pooled ones
+        mc = stochastic_copy(model, pool)
+        calls: list = []
+        _record_attention(mc, calls)
+        with torch.inference_mode():
+            x, y = mc(**batch).logits, mc(**batch).logits
+        assert len(calls) == 12 and all(rate == pytest.approx(0.1) for _, rate, _ in calls)
+        assert not torch.equal(x, y)
+        assert all(not torch.equal(first[2], second[2]) for first, second in zip(calls[:6], calls[6:]))
     assert trained_pooling(DEFAULT_MODEL) == "mean"
 
 
