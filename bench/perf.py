@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -268,7 +269,7 @@ def machine() -> dict[str, Any]:
 
     from bench.environment import cpu_model, git_commit
 
-    return {"cpu": cpu_model(), "cpu_count": __import__("os").cpu_count(), "threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

@@ -23,13 +23,14 @@ FAMILY_COLOURS = {
     "chance": "#9e9e9e", "rules": "#8d6e63", "linear": "#1f77b4", "cnn": "#2ca02c",
     "transformer": "#d62728", "calibration": "#9467bd",
 }
+OTHER_COLOUR = "#17becf"
 
 
 def _colour(family: str) -> str:
     for key in ("calibration", "transformer", "cnn", "linear", "rules", "chance"):
         if key in family:
             return FAMILY_COLOURS[key]
-    return "#17becf"
+    return OTHER_COLOUR
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -77,12 +78,12 @@ def _labelled_scatter(ax: Any, frame: pd.DataFrame, x: str, y: str, sizes: np.nd
 
 
 def _legend(ax: Any, families: Sequence[str], extra: Sequence[Any] = ()) -> None:
+    """A legend of the family colours present (in ladder order), plus ``extra`` handles."""
     from matplotlib.lines import Line2D
 
-    keys = sorted({_colour(f): f for f in families}.items(), key=lambda kv: list(FAMILY_COLOURS.values()).index(kv[0])
-                  if kv[0] in FAMILY_COLOURS.values() else 99)
-    names = {v: k for k, v in FAMILY_COLOURS.items()}
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=names.get(c, "other")) for c, _ in keys]
+    present = {_colour(f) for f in families}
+    named = [*FAMILY_COLOURS.items(), ("other", OTHER_COLOUR)]
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=name) for name, c in named if c in present]
     ax.legend(handles=[*handles, *extra], loc="lower right", fontsize=8)
 
 

@@ -22,9 +22,10 @@ from bench import plots
 from bench.calibration import binary_top_label, top_label
 from bench.data import Dataset, load_dataset
 from bench.errors import BenchError
+from bench.harness import apply_profile
 from bench.leaderboard import best_rows, formatted, leaderboard_frame
+from bench.profiles import Profile
 from bench.registry import get_rung, list_rungs
-from bench.splits import subsample
 from bench.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,11 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
             continue
         if dataset.fingerprint != fingerprint:
             continue
-        profile = (first.get("config") or {}).get("profile", {})
-        caps = {"train": profile.get("max_train"), "validation": profile.get("max_validation"), "test": profile.get("max_test")}
-        capped = Dataset(dataset.spec, {k: subsample(v, caps[k]) for k, v in dataset.splits.items()},
-                         dataset.source, dataset.fingerprint, dataset.notes)
+        try:
+            profile = Profile(**(first.get("config") or {})["profile"])
+        except (KeyError, TypeError):
+            return None, "the stored profile is not readable by this version"
+        capped = apply_profile(dataset, profile)
         if any(not np.array_equal(capped.test.y, labels) for _, labels in stored.predictions.values()):
             return None, "the dataset found does not match the stored test labels"
         return capped, ""
@@ -281,23 +283,21 @@ def _per_rung_section(stored: Stored, figs: Figures) -> str:
 def _dataset_section(stored: Stored, dataset: Dataset | None, note: str, figs: Figures) -> str:
     names = stored.labels
     if dataset is not None:
-        splits = {name: split for name, split in dataset.splits.items()}
-        counts = {name: dict(zip(names, map(int, np.asarray(split.y).reshape(len(split), -1).sum(axis=0))))
-                  if stored.multilabel else dict(zip(names, np.bincount(split.y, minlength=len(names)).tolist()))
-                  for name, split in splits.items()}
+        counts = {name: dict(zip(names, split.class_counts().tolist())) for name, split in dataset.splits.items()}
+    elif stored.predictions:
+        labels = next(iter(stored.predictions.values()))[1]
+        test = labels.sum(axis=0) if stored.multilabel else np.bincount(labels, minlength=len(names))
+        counts = {"test": dict(zip(names, test.tolist()))}
     else:
-        labels = next(iter(stored.predictions.values()))[1] if stored.predictions else None
-        if labels is None:
-            return '<p class="note">No predictions stored, so no class distribution.</p>'
-        counts = {"test": dict(zip(names, (labels.sum(axis=0) if stored.multilabel else np.bincount(labels, minlength=len(names))).tolist()))}
+        return '<p class="note">No predictions stored, so no class distribution.</p>'
     what = "label frequency" if stored.multilabel else "class distribution"
     html_parts = [figs.add(plots.class_distribution(counts, f"{stored.dataset}: {what} per split"), "class_distribution", what)]
-    sizes = ", ".join(f"{k}: {len(v)}" for k, v in dataset.splits.items()) if dataset is not None else ""
     if dataset is not None:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in dataset.splits.items())
         lengths = {name: np.array([len(t.split()) + (len(p.split()) if p else 0) for t, p in
                                    zip(split.texts, split.pairs or [None] * len(split))]) for name, split in dataset.splits.items()}
-        html_parts.append(figs.add(plots.length_distribution(lengths, f"{stored.dataset}: text length"), "text_length", "text lengths"))
         html_parts.insert(0, f'<p class="note">Splits as evaluated (after the profile\'s caps): {_esc(sizes)}.</p>')
+        html_parts.append(figs.add(plots.length_distribution(lengths, f"{stored.dataset}: text length"), "text_length", "text lengths"))
     else:
         html_parts.insert(0, f'<p class="note">Test split only; text lengths unavailable: {_esc(note)}.</p>')
     return f'<div class="grid">{"".join(html_parts)}</div>'
