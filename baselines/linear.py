@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.multiclass import OneVsRestClassifier
 
 from bench.data import TaskSpec
+from bench.thresholds import Thresholds
 
 
 def _make(spec: TaskSpec, c: float, max_iter: int, seed: int) -> Any:
@@ -41,10 +42,11 @@ def class_logits(spec: TaskSpec, clf: Any, x: Any) -> np.ndarray:
 
 
 def validation_scores(spec: TaskSpec, clf: Any, x: Any, y: np.ndarray) -> tuple[float, float]:
-    """(macro-F1, log-loss) on a validation set (multi-label: threshold 0.5, mean per-label log-loss)."""
+    """(macro-F1, log-loss) on a validation set (multi-label: at the global threshold tuned on it, as the
+    harness will decide; mean per-label log-loss)."""
     probs = class_probabilities(spec, clf, x)
     if spec.multilabel:
-        pred = (probs >= 0.5).astype(int)
+        pred = (probs >= Thresholds.tune(probs, y).global_).astype(int)
         nll = float(np.mean([log_loss(y[:, j], probs[:, j], labels=[0, 1]) for j in range(y.shape[1])]))
         return float(f1_score(y, pred, average="macro", zero_division=0)), nll
     labels = list(range(spec.n_classes))

@@ -28,6 +28,7 @@ from bench.protocol import Rung, check_probabilities, load_rung, save_rung
 from bench.registry import create_rung, get_rung
 from bench.splits import subsample
 from bench.store import ARTIFACT_DIR, ResultStore
+from bench.thresholds import Thresholds
 
 log = logging.getLogger("bench")
 
@@ -139,6 +140,12 @@ def build_rung(rung_name: str, dataset: Dataset, settings: RunSettings, store: R
     return create_rung(rung_name, context=context, base=base, **settings.options_for(rung_name)), reused
 
 
+def tune_thresholds(rung: Rung, dataset: Dataset) -> Thresholds:
+    """Multi-label decision thresholds (global and per label) maximising F1 on the rung's validation probabilities."""
+    val = dataset.validation
+    return Thresholds.tune(check_probabilities(rung.predict_proba(val.inputs), len(val), dataset.spec), val.y)
+
+
 def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
     """Fit, predict, score, time and store one rung on one (profile-capped) dataset.
 
@@ -170,10 +177,11 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         rung.fit(dataset.train, dataset.validation)
         own_fit_seconds = time.perf_counter() - t0
         fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its base's training
+        thresholds = tune_thresholds(rung, dataset) if dataset.spec.multilabel else None
         t0 = time.perf_counter()
         probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
         predict_seconds = time.perf_counter() - t0
-        result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins)
+        result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
         with store.artifact_dir(dataset.name, rung_name) as folder:
             save_rung(rung, folder)
             size = folder_size(folder)

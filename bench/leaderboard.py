@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,33 +11,7 @@ import pandas as pd
 
 from bench.store import ResultStore
 
-COLUMNS: list[tuple[str, str, str]] = [  # (header, section, key)
-    ("accuracy", "metrics", "accuracy"),
-    ("macro-F1", "metrics", "f1_macro"),
-    ("ECE", "metrics", "ece"),
-    ("Brier", "metrics", "brier"),
-    ("NLL", "metrics", "nll"),
-    ("latency p50 (ms)", "efficiency", "latency_ms_p50"),
-    ("throughput (/s)", "efficiency", "throughput_per_s"),
-    ("params", "efficiency", "params"),
-    ("size", "efficiency", "size_bytes"),
-    ("fit (s)", "efficiency", "fit_seconds"),
-]
-
-
-def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per rung with the leaderboard's raw numbers, best macro-F1 first; unfinished rungs last."""
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {"rung": r["rung"], "status": r.get("status", "?")}
-        for header, section, key in COLUMNS:
-            row[header] = (r.get(section) or {}).get(key)
-        row["note"] = r.get("reason") or r.get("error") or ""
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=["rung", "status", *(c[0] for c in COLUMNS), "note"])
-    frame["_done"] = frame["status"] == "ok"
-    frame = frame.sort_values(["_done", "macro-F1", "rung"], ascending=[False, False, True], na_position="last")
-    return frame.drop(columns="_done").reset_index(drop=True)
+Column = tuple[str, str, str, str | None, Callable[[Any], str]]  # (header, section, key, best: max/min/None, format)
 
 
 def _human(n: Any, unit: str = "") -> str:
@@ -50,22 +25,79 @@ def _human(n: Any, unit: str = "") -> str:
     return str(n)
 
 
-def _fmt(value: Any, digits: int) -> str:
-    return "" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+def _fixed(digits: int) -> Callable[[Any], str]:
+    return lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
 
 
-# which value of a column is best: max or min (params: neither, more is not better or worse)
-BEST: dict[str, str] = {"accuracy": "max", "macro-F1": "max", "ECE": "min", "Brier": "min", "NLL": "min",
-                        "latency p50 (ms)": "min", "throughput (/s)": "max", "size": "min", "fit (s)": "min"}
+def _score(header: str, key: str, best: str = "max") -> Column:
+    return (header, "metrics", key, best, _fixed(4))
+
+
+COLUMNS: list[Column] = [
+    _score("accuracy", "accuracy"),
+    _score("macro-F1", "f1_macro"),
+    _score("ECE", "ece", "min"),
+    _score("Brier", "brier", "min"),
+    ("NLL", "metrics", "nll", "min", _fixed(3)),
+    ("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
+    ("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
+    ("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse
+    ("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
+    ("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),
+]
+# multi-label: accuracy is subset accuracy; decisions at the validation-tuned global threshold, plus per-label thresholds
+MULTILABEL_COLUMNS: list[Column] = [
+    _score("weighted-F1", "f1_weighted"),
+    _score("micro-F1", "f1_micro"),
+    _score("precision", "precision_micro"),
+    _score("recall", "recall_micro"),
+    _score("weighted-F1 (per-label t)", "by_decision.per_label.f1_weighted"),
+    _score("weighted-F1 (t=0.5)", "by_decision.fixed.f1_weighted"),
+    _score("Hamming", "hamming_loss", "min"),
+]
+
+
+def columns_for(results: list[dict[str, Any]]) -> list[Column]:
+    """The leaderboard's columns: multi-label datasets get their decision scores after macro-F1."""
+    if not any((r.get("data") or {}).get("task") == "multi-label" for r in results):
+        return COLUMNS
+    return [*COLUMNS[:2], *MULTILABEL_COLUMNS, *COLUMNS[2:]]
+
+
+def _lookup(section: dict[str, Any] | None, key: str) -> Any:
+    value: Any = section or {}
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per rung with the leaderboard's raw numbers, best macro-F1 first; unfinished rungs last."""
+    columns = columns_for(results)
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"rung": r["rung"], "status": r.get("status", "?")}
+        for header, section, key, _, _ in columns:
+            row[header] = _lookup(r.get(section), key)
+        row["note"] = r.get("reason") or r.get("error") or ""
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["rung", "status", *(c[0] for c in columns), "note"])
+    frame["_done"] = frame["status"] == "ok"
+    frame = frame.sort_values(["_done", "macro-F1", "rung"], ascending=[False, False, True], na_position="last")
+    return frame.drop(columns="_done").reset_index(drop=True)
+
+
+def _columns_of(frame: pd.DataFrame) -> list[Column]:
+    return [c for c in [*COLUMNS, *MULTILABEL_COLUMNS] if c[0] in frame.columns]
 
 
 def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
     """For each column with a direction, the row positions (among finished rungs) holding its best value."""
     done = frame[frame["status"] == "ok"]
     best: dict[str, set[int]] = {}
-    for column, how in BEST.items():
+    for column, _, _, how, _ in _columns_of(frame):
         values = pd.to_numeric(done[column], errors="coerce").dropna()
-        if len(values):
+        if how and len(values):
             target = values.max() if how == "max" else values.min()
             best[column] = set(values.index[np.isclose(values, target, rtol=0, atol=1e-12)])
     return best
@@ -73,21 +105,10 @@ def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
 
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard's cells as display strings (the same in Markdown and HTML)."""
-    return pd.DataFrame({
-        "rung": frame["rung"],
-        "status": frame["status"],
-        "accuracy": frame["accuracy"].map(lambda v: _fmt(v, 4)),
-        "macro-F1": frame["macro-F1"].map(lambda v: _fmt(v, 4)),
-        "ECE": frame["ECE"].map(lambda v: _fmt(v, 4)),
-        "Brier": frame["Brier"].map(lambda v: _fmt(v, 4)),
-        "NLL": frame["NLL"].map(lambda v: _fmt(v, 3)),
-        "latency p50 (ms)": frame["latency p50 (ms)"].map(lambda v: _fmt(v, 3)),
-        "throughput (/s)": frame["throughput (/s)"].map(_human),
-        "params": frame["params"].map(_human),
-        "size": frame["size"].map(lambda v: _human(v, "B")),
-        "fit (s)": frame["fit (s)"].map(lambda v: _fmt(v, 1)),
-        "note": frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s),
-    })
+    cells = {"rung": frame["rung"], "status": frame["status"]}
+    cells.update({c[0]: frame[c[0]].map(c[4]) for c in sorted(_columns_of(frame), key=lambda c: list(frame.columns).index(c[0]))})
+    cells["note"] = frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s)
+    return pd.DataFrame(cells)
 
 
 def to_markdown(frame: pd.DataFrame, title: str) -> str:
@@ -111,6 +132,10 @@ def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | N
            f"device: {', '.join(sorted(map(str, devices)))}; CPU: {', '.join(sorted(map(str, envs)))}. "
            f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins. "
            "Latency: one text per call. Sorted by macro-F1.\n")
+    if any((r.get("data") or {}).get("task") == "multi-label" for r in results):
+        md += ("\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
+               "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned for its "
+               "F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n")
     md_path, csv_path = folder / "leaderboard.md", folder / "leaderboard.csv"
     md_path.write_text(md, encoding="utf-8")
     frame.to_csv(csv_path, index=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import numpy as np
 from sklearn.metrics import (
@@ -17,8 +17,7 @@ from sklearn.metrics import (
 
 from bench.calibration import DEFAULT_BINS, binary_top_label, calibration_error, reliability_table, top_label
 from bench.data import TaskSpec
-
-MULTILABEL_THRESHOLD = 0.5
+from bench.thresholds import Thresholds
 
 
 class ClassScores(TypedDict):
@@ -28,9 +27,27 @@ class ClassScores(TypedDict):
     support: int
 
 
+class DecisionScores(TypedDict, total=False):
+    """Multi-label scores of one decision rule (a threshold, or one per label)."""
+
+    accuracy: float
+    hamming_loss: float
+    f1_micro: float
+    f1_macro: float
+    f1_weighted: float
+    precision_micro: float
+    recall_micro: float
+    precision_macro: float
+    recall_macro: float
+    precision_weighted: float
+    recall_weighted: float
+
+
 class Scores(TypedDict, total=False):
-    """Metrics stored in result.json. Multi-label: ``accuracy`` is subset accuracy, ``ece``/``mce``
-    are means over labels of the binary top-label errors, ``brier``/``nll`` are per-label means."""
+    """Metrics stored in result.json. Multi-label: ``accuracy`` is subset accuracy; the headline decision
+    scores use the validation-tuned global ``threshold``, and ``by_decision`` holds them for the fixed 0.5,
+    global and per-label thresholds; ``ece``/``mce`` are means over labels of the binary top-label errors
+    (decided side at 0.5), ``brier``/``nll`` are per-label means."""
 
     accuracy: float
     f1_macro: float
@@ -53,6 +70,8 @@ class Scores(TypedDict, total=False):
     confusion_matrix: list[list[int]]
     reliability: dict[str, list[float]]
     threshold: float
+    thresholds_per_label: dict[str, float]
+    by_decision: dict[str, DecisionScores]
 
 
 def _per_class(labels: tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, ClassScores]:
@@ -86,15 +105,26 @@ def single_label_scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...
     )
 
 
-def multi_label_scores(
-    probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...], n_bins: int = DEFAULT_BINS, threshold: float = MULTILABEL_THRESHOLD
-) -> Scores:
-    """Subset accuracy, micro/macro/weighted P/R/F1, Hamming loss and per-label calibration of ``[N, L]`` probabilities."""
-    pred = (probs >= threshold).astype(int)
-    out = Scores(accuracy=float(accuracy_score(y, pred)), hamming_loss=float(hamming_loss(y, pred)), threshold=threshold)
+def decision_scores(y: np.ndarray, pred: np.ndarray) -> DecisionScores:
+    """Subset accuracy, Hamming loss and micro/macro/weighted P/R/F1 of 0/1 multi-label decisions."""
+    out = DecisionScores(accuracy=float(accuracy_score(y, pred)), hamming_loss=float(hamming_loss(y, pred)))
     for avg in ("micro", "macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(y, pred, average=avg, zero_division=0)
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(p), float(r), float(f)  # type: ignore[literal-required]
+    return out
+
+
+def multi_label_scores(
+    probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...], n_bins: int = DEFAULT_BINS, thresholds: Thresholds | None = None
+) -> Scores:
+    """Decision scores at the fixed, global and per-label ``thresholds`` (default: all 0.5; headline: global),
+    per-label scores, and per-label calibration of ``[N, L]`` probabilities."""
+    thresholds = thresholds or Thresholds.fixed(len(labels))
+    by_decision = {name: decision_scores(y, (probs >= t).astype(int)) for name, t in thresholds.decisions().items()}
+    pred = (probs >= thresholds.global_).astype(int)
+    out = Scores(**by_decision["global"], threshold=thresholds.global_,  # type: ignore[typeddict-item]
+                 thresholds_per_label={name: float(t) for name, t in zip(labels, thresholds.per_label)},
+                 by_decision=by_decision)
     eces, adaptive, mces, briers, nlls = [], [], [], [], []
     for j in range(y.shape[1]):
         conf, correct = binary_top_label(probs[:, j], y[:, j])
@@ -113,8 +143,9 @@ def multi_label_scores(
     return out
 
 
-def compute_scores(spec: TaskSpec, probs: np.ndarray, y: np.ndarray, n_bins: int = DEFAULT_BINS, **kwargs: Any) -> Scores:
-    """All metrics for a task's predictions: dispatches on single- vs multi-label."""
+def compute_scores(spec: TaskSpec, probs: np.ndarray, y: np.ndarray, n_bins: int = DEFAULT_BINS,
+                   thresholds: Thresholds | None = None) -> Scores:
+    """All metrics for a task's predictions: dispatches on single- vs multi-label (``thresholds``: multi-label only)."""
     if spec.multilabel:
-        return multi_label_scores(probs, y, spec.labels, n_bins, **kwargs)
+        return multi_label_scores(probs, y, spec.labels, n_bins, thresholds)
     return single_label_scores(probs, y, spec.labels, n_bins)

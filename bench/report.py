@@ -27,6 +27,7 @@ from bench.leaderboard import best_rows, formatted, leaderboard_frame
 from bench.profiles import Profile
 from bench.registry import get_rung, list_rungs
 from bench.store import ResultStore
+from bench.thresholds import FIXED_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ class Stored:
     @property
     def multilabel(self) -> bool:
         return self.spec.get("task") == "multi-label"
+
+    def threshold(self, rung: str) -> float:
+        """A multi-label rung's decision threshold (tuned on validation; 0.5 in results that predate tuning)."""
+        return float((self.results[rung].get("metrics") or {}).get("threshold", FIXED_THRESHOLD))
 
     @property
     def ece_bins(self) -> int:
@@ -204,7 +209,7 @@ def _examples_table(stored: Stored, rung: str, dataset: Dataset | None, indices:
     for i in indices:
         if stored.multilabel:
             true = ", ".join(names[j] for j in np.flatnonzero(labels[i])) or "(none)"
-            pred = ", ".join(names[j] for j in np.flatnonzero(probs[i] >= 0.5)) or "(none)"
+            pred = ", ".join(names[j] for j in np.flatnonzero(probs[i] >= stored.threshold(rung))) or "(none)"
             conf = float(np.maximum(probs[i], 1 - probs[i]).mean())
         else:
             true, pred, conf = names[labels[i]], names[int(probs[i].argmax())], float(probs[i].max())
@@ -222,7 +227,7 @@ def _error_analysis(stored: Stored, dataset: Dataset | None, note: str) -> str:
     probs, labels = stored.predictions[best]
     loss = _loss(probs, labels, stored.multilabel)
     if stored.multilabel:
-        correct = ((probs >= 0.5) == labels.astype(bool)).all(axis=1)
+        correct = ((probs >= stored.threshold(best)) == labels.astype(bool)).all(axis=1)
     else:
         correct = probs.argmax(axis=1) == labels
     worst = np.argsort(-loss, kind="stable")[:ERROR_EXAMPLES]
@@ -394,7 +399,7 @@ def write_index(store: ResultStore, datasets: list[str] | None = None) -> Path:
                 tds.append(f"<td>{m.get('f1_macro', float('nan')):.4f} / {m.get('ece', float('nan')):.4f}</td>")
         rows.append(f'<tr><td class="text">{_esc(rung)}</td>{"".join(tds)}</tr>')
     body = ("<h1>bench: the baseline ladder</h1><p class=\"note\">Each cell: macro-F1 / ECE on the dataset's test split "
-            "(multi-label: macro-F1 at threshold 0.5 / mean per-label ECE). Click a dataset for its report.</p>"
+            "(multi-label: macro-F1 at the threshold tuned on validation / mean per-label ECE). Click a dataset for its report.</p>"
             f'<table><thead><tr><th class="text">rung</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
     path = store.root / INDEX_FILE
     path.write_text(_page("bench: all datasets", body), encoding="utf-8")

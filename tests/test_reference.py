@@ -13,6 +13,7 @@ from bench.harness import RunSettings, run
 from bench.metrics import compute_scores
 from bench.profiles import get_profile
 from bench.store import ResultStore, to_json
+from bench.thresholds import Thresholds
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CLASSICAL = ["random", "stratified", "majority", "rules", "tfidf_lr"]
@@ -33,7 +34,8 @@ def test_committed_metrics_recompute_from_predictions(dataset, rung):
     from bench.data import TaskSpec
 
     spec = TaskSpec(dataset, stored["data"]["task"], tuple(stored["data"]["labels"]))
-    recomputed = json.loads(to_json(compute_scores(spec, probs, labels, stored["metrics"]["ece_bins"])))
+    thresholds = Thresholds.from_metrics(stored["metrics"], spec.labels) if spec.multilabel else None
+    recomputed = json.loads(to_json(compute_scores(spec, probs, labels, stored["metrics"]["ece_bins"], thresholds)))
     assert recomputed == stored["metrics"]
 
 
