@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
@@ -16,6 +17,7 @@ from bench.protocol import Rung
 from bench.registry import register_rung
 
 PAIR_SEPARATOR = " ||| "
+PairFeatures = Literal["joined", "combined"]
 
 
 def join_inputs(inputs: Sequence[Input], separator: str = PAIR_SEPARATOR) -> list[str]:
@@ -23,10 +25,18 @@ def join_inputs(inputs: Sequence[Input], separator: str = PAIR_SEPARATOR) -> lis
     return [x if isinstance(x, str) else separator.join(x) for x in inputs]
 
 
+def combine_pair(a: sp.csr_matrix, b: sp.csr_matrix, blocks: Sequence[slice]) -> sp.csr_matrix:
+    """Symmetric pair features from the two texts' TF-IDF rows: ``|a - b|`` (what differs), ``a * b``
+    (what is shared) and, per block of the union (word, char), the cosine of the two texts."""
+    cosines = [np.asarray(a[:, blk].multiply(b[:, blk]).sum(axis=1)) for blk in blocks]  # rows are L2-normalised per block
+    return sp.hstack([abs(a - b), a.multiply(b), *cosines], format="csr", dtype=np.float32)
+
+
 class TfidfLogisticRegression(Rung):
     """Word (1-2) and character (2-5, within word boundaries) TF-IDF features with sublinear tf, fed to
     logistic regression (one-vs-rest for multi-label). ``C`` is chosen from ``c_grid`` by validation
-    macro-F1 (ties: lower validation log-loss)."""
+    macro-F1 (ties: lower validation log-loss). Sentence pairs: ``combined`` vectorises each text and feeds
+    :func:`combine_pair` features; ``joined`` vectorises the two texts joined by a separator."""
 
     has_logits = True
 
@@ -39,6 +49,7 @@ class TfidfLogisticRegression(Rung):
         max_features: int | None = 300_000,
         max_iter: int = 2000,
         char_max_chars: int | None = 3000,
+        pair_features: PairFeatures = "combined",
         seed: int = 0,
     ) -> None:
         self.c_grid = tuple(c_grid)
@@ -48,6 +59,7 @@ class TfidfLogisticRegression(Rung):
         self.max_features = max_features
         self.max_iter = max_iter
         self.char_max_chars = char_max_chars
+        self.pair_features = pair_features
         self.seed = seed
 
     def _vectorizer(self) -> FeatureUnion:
@@ -61,30 +73,51 @@ class TfidfLogisticRegression(Rung):
         """Lower-cased text for character n-grams, cut at ``char_max_chars`` (long posts cost much, add little)."""
         return text[: self.char_max_chars].lower() if self.char_max_chars else text.lower()
 
+    def _features(self, inputs: Sequence[Input]) -> Any:
+        if not self._combined:
+            return self.vectorizer_.transform(join_inputs(inputs))
+        first = self.vectorizer_.transform([x[0] for x in inputs])
+        second = self.vectorizer_.transform([x[1] for x in inputs])
+        return combine_pair(first, second, self.blocks_)
+
+    @property
+    def _combined(self) -> bool:
+        return self.spec.pair and self.pair_features == "combined"
+
     def fit(self, train: Split, validation: Split) -> Self:
+        if self.pair_features not in ("joined", "combined"):
+            raise ValueError(f"pair_features must be 'joined' or 'combined', not {self.pair_features!r}")
         self.spec = train.spec
         self.vectorizer_ = self._vectorizer()
-        x_train = self.vectorizer_.fit_transform(join_inputs(train.inputs))
-        x_val = self.vectorizer_.transform(join_inputs(validation.inputs))
+        if self._combined:  # one vocabulary over both sides of every pair
+            self.vectorizer_.fit([t for x in train.inputs for t in x])
+            sizes = np.cumsum([0, *(len(v.vocabulary_) for _, v in self.vectorizer_.transformer_list)])
+            self.blocks_ = [slice(int(lo), int(hi)) for lo, hi in zip(sizes[:-1], sizes[1:])]
+            x_train = self._features(train.inputs)
+        else:
+            x_train = self.vectorizer_.fit_transform(join_inputs(train.inputs))
+        x_val = self._features(validation.inputs)
         self.clf_, self.c_, self.grid_ = fit_logistic_regression(
             self.spec, x_train, train.y, x_val, validation.y, self.c_grid, self.max_iter, self.seed, "tfidf_lr: C grid")
         self.n_features_ = int(x_train.shape[1])
         return self
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        return class_logits(self.spec, self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
+        return class_logits(self.spec, self.clf_, self._features(inputs))
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
-        return class_probabilities(self.spec, self.clf_, self.vectorizer_.transform(join_inputs(inputs)))
+        return class_probabilities(self.spec, self.clf_, self._features(inputs))
 
     def num_parameters(self) -> int:
         return num_coefficients(self.spec, self.clf_)
 
     def fit_info(self) -> dict[str, Any]:
-        return {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}
+        info = {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}
+        return {**info, "pair_features": self.pair_features} if self.spec.pair else info
 
 
 @register_rung("tfidf_lr", family="linear",
                description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.")
-def tfidf_lr(seed: int = 0, c_grid: Sequence[float] = (0.5, 2.0, 8.0, 32.0), max_features: int | None = 300_000) -> TfidfLogisticRegression:
-    return TfidfLogisticRegression(c_grid=c_grid, max_features=max_features, seed=seed)
+def tfidf_lr(seed: int = 0, c_grid: Sequence[float] = (0.5, 2.0, 8.0, 32.0), max_features: int | None = 300_000,
+             pair_features: PairFeatures = "combined") -> TfidfLogisticRegression:
+    return TfidfLogisticRegression(c_grid=c_grid, max_features=max_features, pair_features=pair_features, seed=seed)

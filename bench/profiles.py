@@ -42,8 +42,8 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_train=2000, max_validation=500, max_test=500, latency_warmup=2,
                      latency_min_calls=20, latency_min_seconds=0.2, latency_max_seconds=2.0,
                      throughput_batch=64, throughput_repeats=3,
-                     rung_options={"finetuned": {"max_train": 2000, "epochs": 1, "max_length": 64},
-                                   "features_lr": {"max_length": 64}, "char_cnn": {"max_epochs": 3}}),
+                     rung_options={"finetuned": {"max_train": 2000, "epochs": 1, "min_steps": 0, "max_length": 64},
+                                   "features_lr": {"max_length": 64}, "char_cnn": {"max_epochs": 3, "min_steps": 0}}),
     # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
     "default": Profile("default", max_train=30000, max_validation=3000, max_test=None,
                        rung_options={"finetuned": {"max_train": 20000, "epochs": 1, "max_length": 128},

@@ -46,7 +46,8 @@ class CharCNNModule(nn.Module):
 
 class CharCNN(TorchClassifier):
     """A character-level CNN trained from scratch with AdamW and early stopping on validation loss
-    (best weights restored); optional inverse-frequency class weights; pairs are joined by a separator id."""
+    (best weights restored); optional inverse-frequency class weights; pairs are joined by a separator id.
+    On a small training set the epoch cap rises until ``min_steps`` optimiser steps fit under it."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class CharCNN(TorchClassifier):
         weight_decay: float = 1e-4,
         batch_size: int = 64,
         max_epochs: int = 10,
+        min_steps: int = 0,
         patience: int = 2,
         class_weights: bool = False,
         lowercase: bool = True,
@@ -76,6 +78,7 @@ class CharCNN(TorchClassifier):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.min_steps = min_steps
         self.patience = patience
         self.class_weights = class_weights
         self.lowercase = lowercase
@@ -138,7 +141,9 @@ class CharCNN(TorchClassifier):
         opt = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, bad, history = float("inf"), None, 0, []
         started = time.perf_counter()
-        for epoch in tqdm(range(self.max_epochs), desc="char_cnn: epochs", leave=False, disable=None):
+        steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
+        max_epochs = max(self.max_epochs, int(np.ceil(self.min_steps / steps_per_epoch)))
+        for epoch in tqdm(range(max_epochs), desc="char_cnn: epochs", leave=False, disable=None):
             self.module_.train()
             for idx in length_grouped_batches(enc_train.lengths, self.batch_size, rng):
                 batch = collate(enc_train, idx, PAD, self.device)
@@ -185,7 +190,7 @@ class CharCNN(TorchClassifier):
 
 @register_rung("char_cnn", family="cnn",
                description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; early stopping on validation loss.")
-def char_cnn(max_chars: int = 256, max_epochs: int = 10, patience: int = 2, class_weights: bool = False,
+def char_cnn(max_chars: int = 256, max_epochs: int = 10, min_steps: int = 1500, patience: int = 2, class_weights: bool = False,
              max_train: int | None = None, seed: int = 0, device: str = "cpu") -> CharCNN:
-    return CharCNN(max_chars=max_chars, max_epochs=max_epochs, patience=patience, class_weights=class_weights,
+    return CharCNN(max_chars=max_chars, max_epochs=max_epochs, min_steps=min_steps, patience=patience, class_weights=class_weights,
                    max_train=max_train, seed=seed, device=device)

@@ -35,11 +35,18 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
 
+def combine_embeddings(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Symmetric features of two texts' embeddings: ``|u - v|``, ``u * v`` and their cosine."""
+    cos = (u * v).sum(1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
+    return np.hstack([np.abs(u - v), u * v, cos[:, None]]).astype(np.float32)
+
+
 class FeaturesLR(Rung):
     """A frozen pretrained encoder's pooled embeddings (standardised) fed to logistic regression, C chosen
     on validation. ``pooling="auto"`` uses the pooling the model was trained with (mean for
-    all-MiniLM-L6-v2), else [CLS]. Embeddings of whole splits are cached on disk, keyed by
-    (model, inputs digest, pooling, max length)."""
+    all-MiniLM-L6-v2), else [CLS]. Sentence pairs: ``pair_features="joint"`` embeds the pair through the
+    tokenizer's pair encoding; ``"separate"`` embeds each text and uses :func:`combine_embeddings`.
+    Embeddings of whole splits are cached on disk, keyed by (model, inputs digest, pooling, max length)."""
 
     has_logits = True
 
@@ -53,6 +60,7 @@ class FeaturesLR(Rung):
         max_train: int | None = None,
         use_cache: bool = True,
         trust_remote_code: bool = False,
+        pair_features: str = "joint",
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
@@ -64,6 +72,7 @@ class FeaturesLR(Rung):
         self.max_train = max_train
         self.use_cache = use_cache
         self.trust_remote_code = trust_remote_code
+        self.pair_features = pair_features
         self.seed = seed
         self.device = device
 
@@ -90,6 +99,12 @@ class FeaturesLR(Rung):
         self.cache_hits_ += hit
         return vectors
 
+    def vectors(self, inputs: Sequence[Input]) -> np.ndarray:
+        """The classifier's input: embeddings, or combined per-text embeddings of pairs (``separate``)."""
+        if not (self.spec.pair and self.pair_features == "separate"):
+            return self.embed(inputs)
+        return combine_embeddings(self.embed([x[0] for x in inputs]), self.embed([x[1] for x in inputs]))
+
     def _load_encoder(self) -> None:
         self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)
         self.encoder_ = load_encoder(self.model, self.trust_remote_code).to(self.device).eval()
@@ -97,6 +112,8 @@ class FeaturesLR(Rung):
     def fit(self, train: Split, validation: Split) -> Self:
         from sklearn.preprocessing import StandardScaler
 
+        if self.pair_features not in ("joint", "separate"):
+            raise ValueError(f"pair_features must be 'joint' or 'separate', not {self.pair_features!r}")
         self.spec = train.spec
         self.pooling_ = trained_pooling(self.model) if self.pooling == "auto" else self.pooling
         if self.pooling_ not in ("mean", "cls", "max"):
@@ -104,7 +121,7 @@ class FeaturesLR(Rung):
         self.cache_hits_ = 0
         self._load_encoder()
         train = subsample(train, self.max_train, self.seed)
-        x_train, x_val = self.embed(train.inputs), self.embed(validation.inputs)
+        x_train, x_val = self.vectors(train.inputs), self.vectors(validation.inputs)
         self.scaler_ = StandardScaler().fit(x_train)
         self.clf_, self.c_, self.grid_ = fit_logistic_regression(
             self.spec, self.scaler_.transform(x_train), train.y, self.scaler_.transform(x_val), validation.y,
@@ -113,7 +130,7 @@ class FeaturesLR(Rung):
         return self
 
     def _features(self, inputs: Sequence[Input]) -> np.ndarray:
-        return self.scaler_.transform(self.embed(inputs))
+        return self.scaler_.transform(self.vectors(inputs))
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return class_logits(self.spec, self.clf_, self._features(inputs))
@@ -131,8 +148,9 @@ class FeaturesLR(Rung):
         return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": self.batch_size}
 
     def fit_info(self) -> dict[str, Any]:
-        return {"model": self.model, "pooling": self.pooling_, "C": self.c_, "grid": self.grid_,
+        info = {"model": self.model, "pooling": self.pooling_, "C": self.c_, "grid": self.grid_,
                 "train_examples": self.train_examples_, "embedding_cache_hits": self.cache_hits_}
+        return {**info, "pair_features": self.pair_features} if self.spec.pair else info
 
     def save(self, folder: Path) -> None:
         """The encoder (safetensors) and the standardiser + logistic regression (pickle, read only from our results)."""
@@ -163,6 +181,6 @@ class FeaturesLR(Rung):
                description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic regression; option features_lr.model=<id or path>.")
 def features_lr(model: str = DEFAULT_MODEL, pooling: str = "auto", max_length: int = 128, max_train: int | None = None,
                 c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0), use_cache: bool = True, trust_remote_code: bool = False,
-                seed: int = 0, device: str = "cpu") -> FeaturesLR:
+                pair_features: str = "joint", seed: int = 0, device: str = "cpu") -> FeaturesLR:
     return FeaturesLR(model=model, pooling=pooling, max_length=max_length, max_train=max_train, c_grid=c_grid,
-                      use_cache=use_cache, trust_remote_code=trust_remote_code, seed=seed, device=device)
+                      use_cache=use_cache, trust_remote_code=trust_remote_code, pair_features=pair_features, seed=seed, device=device)

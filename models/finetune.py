@@ -18,21 +18,37 @@ from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer
 from models.torch_base import TorchClassifier, autocast, read_meta, seed_torch, write_meta
 
 
+def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
+    """Set the output layer's bias to each label's training log-odds, so a multi-label head starts at the
+    prior instead of p = 0.5: the first steps then teach which labels, not that labels are rare (that
+    lesson, at BCE 0.69, pushes the encoder towards one constant output)."""
+    prior = np.clip(y.mean(axis=0), 1e-4, 1 - 1e-4)
+    head = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == y.shape[1]][-1]
+    with torch.no_grad():
+        head.bias.copy_(torch.as_tensor(np.log(prior / (1 - prior)), dtype=head.bias.dtype))
+
+
 class FineTunedTransformer(TorchClassifier):
     """A pretrained encoder with a fresh classification head, trained end to end with AdamW and a linear
     warm-up/decay schedule; dynamic padding and length-grouped batches. ``max_train`` caps the training
-    examples (stratified); ``precision`` bf16/fp16 autocasts on CUDA. The default lr (1e-4) suits small
-    encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5 (``--option finetuned.lr=3e-5``)."""
+    examples (stratified); a small training set is seen for more than ``epochs`` until ``min_steps`` optimiser
+    steps are taken (one epoch of 1,400 examples is 45 steps: too few for a fresh head); ``precision`` bf16/fp16
+    autocasts on CUDA. The default lr (1e-4) suits small
+    encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5 (``--option finetuned.lr=3e-5``). The
+    head (parameters outside the encoder) learns at ``head_lr_scale`` × lr (default: 10 for multi-label, whose
+    sigmoid outputs get small gradients, else 1); a multi-label head starts at the label prior."""
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         max_length: int = 128,
         epochs: float = 1.0,
+        min_steps: int = 0,
         batch_size: int = 32,
         lr: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
+        head_lr_scale: float | None = None,
         max_train: int | None = None,
         eval_batch_size: int = 64,
         precision: str = "fp32",
@@ -43,10 +59,12 @@ class FineTunedTransformer(TorchClassifier):
         self.model = model
         self.max_length = max_length
         self.epochs = epochs
+        self.min_steps = min_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
+        self.head_lr_scale = head_lr_scale
         self.max_train = max_train
         self.eval_batch_size = eval_batch_size
         self.precision = precision
@@ -84,13 +102,16 @@ class FineTunedTransformer(TorchClassifier):
         enc = self.encode_inputs(train.inputs)
         y = torch.as_tensor(train.y)
         steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
-        total = max(1, int(round(steps_per_epoch * self.epochs)))
+        total = max(1, int(round(steps_per_epoch * self.epochs)), self.min_steps)
+        head_lr = self.lr * (self.head_lr_scale if self.head_lr_scale is not None else (10.0 if self.spec.multilabel else 1.0))
+        if self.spec.multilabel:
+            start_at_prior(self.module_, train.y)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        groups = [
-            {"params": [p for n, p in self.module_.named_parameters() if not n.endswith(no_decay)], "weight_decay": self.weight_decay},
-            {"params": [p for n, p in self.module_.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        prefix = f"{self.module_.base_model_prefix}."
+        groups = [{"params": [p for n, p in self.module_.named_parameters() if n.endswith(no_decay) == nd and n.startswith(prefix) != head],
+                   "weight_decay": 0.0 if nd else self.weight_decay, "lr": head_lr if head else self.lr}
+                  for nd in (False, True) for head in (False, True)]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         schedule = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and self.precision == "fp16")
         self.module_.train()
@@ -116,7 +137,7 @@ class FineTunedTransformer(TorchClassifier):
                         break
         self.module_.eval()
         self.train_info_ = {
-            "steps": step, "train_examples": len(train), "epochs": self.epochs, "train_seconds": time.perf_counter() - started,
+            "steps": step, "train_examples": len(train), "epochs": round(step / steps_per_epoch, 2), "train_seconds": time.perf_counter() - started,
             "final_train_loss": float(np.mean(losses[-50:])), "truncated_train_inputs": enc.truncated,
         }
         probs = self.predict_proba(validation.inputs)
@@ -150,8 +171,8 @@ class FineTunedTransformer(TorchClassifier):
 
 @register_rung("finetuned", family="transformer",
                description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end; option finetuned.model=<hub id or path>.")
-def finetuned(model: str = DEFAULT_MODEL, max_length: int = 128, epochs: float = 1.0, batch_size: int = 32, lr: float = 1e-4,
-              max_train: int | None = None, precision: str = "fp32", trust_remote_code: bool = False,
+def finetuned(model: str = DEFAULT_MODEL, max_length: int = 128, epochs: float = 1.0, min_steps: int = 500, batch_size: int = 32,
+              lr: float = 1e-4, max_train: int | None = None, precision: str = "fp32", trust_remote_code: bool = False,
               seed: int = 0, device: str = "cpu") -> FineTunedTransformer:
-    return FineTunedTransformer(model=model, max_length=max_length, epochs=epochs, batch_size=batch_size, lr=lr,
+    return FineTunedTransformer(model=model, max_length=max_length, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr,
                                 max_train=max_train, precision=precision, trust_remote_code=trust_remote_code, seed=seed, device=device)
