@@ -1,4 +1,4 @@
-"""The README stays true: its SST-2 table matches results/, and its 'Adding a rung' example runs."""
+"""The README stays true: its result tables match results/, and its 'Adding a rung' example runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from bench import registry
 from bench.data import load_dataset
 from bench.harness import RunSettings, run
+from bench.leaderboard import leaderboard_frame
 from bench.profiles import get_profile
 from bench.store import ResultStore
 
@@ -18,15 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_sst2_table_matches_committed_results():
-    block = README.split("<!-- sst2-table")[1].split("\n\n")[0]
-    rows = re.findall(r"^\| ([\w+]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", block, flags=re.M)
-    store = ResultStore(ROOT / "results")
-    stored = {r["rung"]: r for r in store.results("sst2")}
-    assert rows and {name for name, *_ in rows} == {n for n, r in stored.items() if r["status"] == "ok"}
-    for name, acc, f1, ece in rows:
-        m = stored[name]["metrics"]
-        assert (acc, f1, ece) == (f"{m['accuracy']:.4f}", f"{m['f1_macro']:.4f}", f"{m['ece']:.4f}")
+def test_result_tables_match_committed_results():
+    """Each ``<!-- DATASET-table -->`` block (written by scripts/readme_tables.py) holds every finished rung,
+    and each cell equals the leaderboard's value of its column."""
+    blocks = re.findall(r"<!-- (\w+)-table:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    assert {name for name, _ in blocks} >= {"sst2", "mwml_tags", "mrpc"}
+    for dataset, block in blocks:
+        header, _, *rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.splitlines()]
+        frame = leaderboard_frame(ResultStore(ROOT / "results").results(dataset)).set_index("rung")
+        done = frame[frame["status"] == "ok"]
+        assert [row[0] for row in rows] == list(done.index), dataset
+        for rung, *cells in rows:
+            assert cells == [f"{done.loc[rung, column]:.4f}" for column in header[1:]], (dataset, rung)
 
 
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):

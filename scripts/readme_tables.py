@@ -1,0 +1,39 @@
+"""Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks) from results/.
+
+Usage: ``python scripts/readme_tables.py`` from the repository root; tests/test_readme.py checks the tables.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.leaderboard import leaderboard_frame
+from bench.store import ResultStore
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
+
+
+def table(dataset: str, columns: list[str]) -> str:
+    """A Markdown table of the finished rungs of ``dataset``, leaderboard order, 4 decimals."""
+    frame = leaderboard_frame(ResultStore(ROOT / "results").results(dataset))
+    lines = ["| " + " | ".join(["rung", *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
+    for _, row in frame[frame["status"] == "ok"].iterrows():
+        lines.append("| " + " | ".join([row["rung"], *(f"{row[c]:.4f}" for c in columns)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+
+    def rewrite(match: re.Match[str]) -> str:
+        header = match.group(3).strip().strip("|").split("|")
+        return match.group(1) + table(match.group(2), [h.strip() for h in header[1:]])
+
+    readme.write_text(MARKER.sub(rewrite, text), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
