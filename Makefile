@@ -33,7 +33,7 @@ perf-check: .venv/.installed  ## latency regression gate against perf/baseline.j
 	$(PY) -m bench perf --check $(ARGS)
 
 perf-save: .venv/.installed  ## store a new latency baseline (on an idle machine), then commit perf/baseline.json
-	$(PY) -m bench perf --save $(ARGS)
+	$(PY) -m bench perf --save --runs 3 $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis

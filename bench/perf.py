@@ -34,10 +34,13 @@ MIN_ROUNDS, MAX_ROUNDS, CASE_SECONDS = 5, 40, 1.2
 SCHEMA = 1
 # Small, quick fits: timing does not depend on how well a rung learned.
 FIT_OPTIONS: dict[str, dict[str, Any]] = {
-    "finetuned": {"max_train": 256, "epochs": 1, "max_length": 64, "batch_size": 32},
+    "finetuned": {"max_train": 256, "epochs": 1, "min_steps": 0, "max_length": 64, "batch_size": 32},
     "features_lr": {"max_length": 64},
-    "char_cnn": {"max_epochs": 1},
+    "char_cnn": {"max_epochs": 1, "min_steps": 0},
+    # 5 passes time the same per-pass code as 20 in a quarter of the time, so a case gets more rounds
+    "finetuned+mc": {"passes": 5},
 }
+
 
 POSITIVE = "good great wonderful lovely superb moving brilliant charming funny delightful".split()
 NEGATIVE = "bad awful boring dull terrible painful stupid tedious weak messy".split()
@@ -72,8 +75,8 @@ def case_inputs(dataset: Dataset, batch: int) -> list[str]:
 class Reference:
     """The fixed reference workload, in parts timed separately: a float32 matrix product (torch, the
     rungs' threads), a tokeniser pass and pure-Python text handling. Each case is compared against the
-    part whose time moved most like the rung's at ``--save`` (the lowest spread of per-round ratios):
-    a matrix product tracks a transformer's slowdowns, not a dictionary lookup's."""
+    part whose ratio moved least between the ``--save`` runs (see :func:`combine_runs`): a matrix product
+    tracks a transformer's slowdowns, not a dictionary lookup's."""
 
     def __init__(self) -> None:
         import torch
@@ -208,17 +211,36 @@ def choose_reference(rung_times: Sequence[float], part_times: dict[str, Sequence
     baseline's choice) or else of the part giving the lowest spread, plus every part's ratio."""
     summaries = {name: summarise([t / r for t, r in zip(rung_times, times)]) for name, times in part_times.items()}
     chosen = fixed if fixed in summaries else min(summaries, key=lambda n: summaries[n]["spread"])
-    return {**summaries[chosen], "reference": chosen, "ratios": {n: s["ratio"] for n, s in summaries.items()}}
+    return {**summaries[chosen], "reference": chosen, "ratios": {n: s["ratio"] for n, s in summaries.items()},
+            "spreads": {n: s["spread"] for n, s in summaries.items()}}
 
 
-def combine_runs(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def combine_runs(runs: list[dict[str, dict[str, Any]]], choose_reference: bool = False) -> dict[str, dict[str, Any]]:
     """Cases of several suite runs: each case's median ratio over runs (the upper median for an even count, which
-    errs towards fewer false alarms), with the other fields of that run."""
+    errs towards fewer false alarms), with the other fields of that run.
+
+    ``choose_reference`` (at ``--save``): first switch every case to the reference part whose ratio moved least
+    *between* runs (max / min of the runs' ratios), the variation the gate has to live with."""
+    if choose_reference and len(runs) > 1:
+        runs = [dict(r) for r in runs]
+        for key in runs[0]:
+            found = [r[key] for r in runs if key in r]
+            parts = set.intersection(*(set(c["ratios"]) for c in found))
+            best = min(sorted(parts), key=lambda p: max(c["ratios"][p] for c in found) / min(c["ratios"][p] for c in found))
+            for r in runs:
+                if key in r:
+                    spread = r[key].get("spreads", {}).get(best, r[key]["spread"])
+                    r[key] = {**r[key], "reference": best, "ratio": r[key]["ratios"][best], "spread": spread}
     combined = {}
     for key in runs[0]:
         found = sorted((r[key] for r in runs if key in r), key=lambda c: c["ratio"])
         combined[key] = {**found[len(found) // 2], "run_ratios": [c["ratio"] for c in found]}
     return combined
+
+
+def to_retry(rows: list[dict[str, Any]]) -> list[str]:
+    """Rungs with a case over its limit: the ones to measure again before failing the gate."""
+    return sorted({r["rung"] for r in failed(rows)})
 
 
 def compare(current: dict[str, Any], baseline: dict[str, Any], threshold: float = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
@@ -241,6 +263,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], threshold: float 
         verdict = "SLOWER" if change > limit else ("faster" if change < -limit else "ok")
         rows.append({"case": key, "rung": rung, "batch": base["batch"], "baseline": base["ratio"], "current": now["ratio"],
                      "change": change, "spread": now.get("spread"), "limit": limit, "verdict": verdict,
+                     "runs": len(now.get("run_ratios", [now["ratio"]])),
                      "reference": base.get("reference", "")})
     return rows
 
@@ -258,9 +281,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "" if v is None else f"{v:+.1%}"
 
     body = [[r["rung"], r["batch"], r.get("reference", ""), f"{r['baseline']:.4g}", "" if r["current"] is None else f"{r['current']:.4g}",
-             pct(r["change"]), f"±{r['limit']:.0%}", "" if r.get("spread") is None else f"{r['spread']:.1%}", r["verdict"]]
-            for r in rows]
-    return tabulate(body, headers=["rung", "batch", "reference", "baseline ratio", "current ratio", "change", "limit", "spread", "verdict"])
+             pct(r["change"]), f"±{r['limit']:.0%}", "" if r.get("spread") is None else f"{r['spread']:.1%}", r.get("runs", ""),
+             r["verdict"]] for r in rows]
+    return tabulate(body, headers=["rung", "batch", "reference", "baseline ratio", "current ratio", "change", "limit", "spread", "runs",
+                                   "verdict"])
 
 
 def machine() -> dict[str, Any]:

@@ -35,6 +35,20 @@ def test_compare_flags_only_growth_beyond_the_limit():
     assert "SLOWER" in text and "+30.0%" in text and "baseline ratio" in text
 
 
+def test_save_picks_the_reference_part_steadiest_between_runs_and_keeps_the_median():
+    def run(matmul: float, python: float) -> dict:
+        return {"a@1": {"rung": "a", "batch": 1, "reference": "python", "ratio": python, "spread": 0.1,
+                        "ratios": {"matmul": matmul, "python": python}, "spreads": {"matmul": 0.3, "python": 0.1}}}
+
+    runs = [run(2.0, 10.0), run(2.1, 14.0), run(1.9, 11.0)]  # python: steadier within rounds, not between runs
+    case = perf.combine_runs(runs, choose_reference=True)["a@1"]
+    assert case["reference"] == "matmul" and case["ratio"] == 2.0 and case["spread"] == 0.3
+    assert case["run_ratios"] == [1.9, 2.0, 2.1]
+    assert perf.combine_runs(runs)["a@1"]["ratio"] == 11.0  # --check keeps the baseline's part
+    rows = perf.compare({"cases": {"a@1": {**case, "ratio": 2.6}}}, {"cases": {"a@1": case}})
+    assert perf.to_retry(rows) == ["a"] and rows[0]["runs"] == 3
+
+
 def test_summarise_gives_median_and_relative_spread():
     s = perf.summarise([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["ratio"] == 3.0 and s["spread"] == pytest.approx((4.0 - 2.0) / 3.0) and s["rounds"] == 5
