@@ -149,10 +149,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _perf_suite_run(rungs: str, pytest_args: list[str]) -> dict[str, dict[str, Any]]:
+def _perf_suite_run(rungs: str, threads: int, pytest_args: list[str], env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """One run of the pytest-benchmark suite over ``rungs``, in a fresh Python process (a process's own state —
     memory layout, thread pools — moves timings too, so runs must not share one): its cases' extra_info by
-    ``rung@batch``."""
+    ``rung@batch``. The suite's own output is shown only if it fails."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -162,13 +162,28 @@ def _perf_suite_run(rungs: str, pytest_args: list[str]) -> dict[str, dict[str, A
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "benchmark.json"
         suite = str(Path(perf.__file__).with_name("perf_suite.py"))
-        code = subprocess.call([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
-                                "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
-                               env={**os.environ, "BENCH_PERF_RUNGS": rungs})
-        if code != 0 or not report.is_file():
-            raise BenchError(f"the benchmark suite failed (pytest exit {code})")
+        done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
+                               "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
+                              env={**os.environ, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0 or not report.is_file():
+            print(done.stdout[-6000:], file=sys.stderr)
+            raise BenchError(f"the benchmark suite failed (pytest exit {done.returncode})")
         runs = json.loads(report.read_text(encoding="utf-8"))["benchmarks"]
-    return {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
+    cases = {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
+    wrong = {c["threads"] for c in cases.values()} - {threads}
+    if wrong:
+        raise BenchError(f"the suite ran with {sorted(wrong)} torch threads, not {threads}")
+    return cases
+
+
+def _perf_runs(args: argparse.Namespace, rungs: str, count: int, plan: str | None) -> list[dict[str, dict[str, Any]]]:
+    env = {"BENCH_PERF_PLAN": plan} if plan else {}
+    runs = []
+    for i in range(count):
+        runs.append(_perf_suite_run(rungs, args.threads, args.pytest_args, env))
+        print(f"  suite run {i + 1}/{count}: {len(runs[-1])} cases", flush=True)
+    return runs
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
@@ -178,32 +193,46 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if args.save == args.check:
         raise BenchError("say --save (store a new baseline) or --check (compare with it)")
+    if args.threads < 1:
+        raise BenchError("--threads must be at least 1")
     baseline = Path(args.baseline)
-    if args.check and not baseline.is_file():
-        raise BenchError(f"no baseline at {baseline}; store one with `python -m bench perf --save`")
-    _expand_rungs(_csv(args.rungs))  # unknown names fail here, with suggestions
-    if args.check:
-        os.environ["BENCH_PERF_PLAN"] = str(baseline)  # same calls per round and reference parts as the baseline
-    measured = [_perf_suite_run(args.rungs, args.pytest_args) for _ in range(args.runs)]
-    cases = perf.combine_runs(measured, choose_reference=args.save)
-    current = {"machine": perf.machine(), "cases": cases}
-    spreads = sorted(c["spread"] for c in cases.values())
-    print(f"{len(cases)} cases; ratio spread (IQR / median over rounds): median {spreads[len(spreads) // 2]:.1%}, "
-          f"worst {spreads[-1]:.1%}")
+    selected = set(_expand_rungs(_csv(args.rungs)))  # unknown names fail here, with suggestions
+    info = perf.machine(args.threads)
+    key = perf.machine_key(info)
+    print(f"machine: {key}")
     if args.save:
-        print(f"wrote {perf.write_baseline(current, baseline)}")
+        cases = perf.combine_runs(_perf_runs(args, args.rungs, args.runs or 3, None))
+        print(perf.stability(cases))
+        print(f"wrote {perf.write_baseline({'machine': info, 'cases': cases}, baseline)} (entry: {key})")
         return 0
+    if not baseline.is_file():
+        raise BenchError(f"no baseline at {baseline}; store one with `python -m bench perf --save`")
     stored = perf.read_baseline(baseline)
-    if stored["machine"].get("threads") != current["machine"]["threads"]:
-        print(f"warning: baseline measured with {stored['machine'].get('threads')} threads, now {current['machine']['threads']}")
-    rows = perf.compare(current, stored, args.threshold)
+    entry = perf.baseline_for(stored, info)
+    if entry is None:
+        known = "; ".join(stored.get("machines", {})) or "none"
+        message = (f"no baseline in {baseline} for this machine ({key}); it has: {known}. Ratios do not carry between "
+                   f"CPU models, so there is nothing to compare with: store this machine's with "
+                   f"`python -m bench perf --save` and commit it.")
+        if args.unknown_machine == "skip":
+            print(f"NOT CHECKED: {message}")
+            return 0
+        raise BenchError(message)
+    entry = {**entry, "cases": {k: c for k, c in entry["cases"].items() if c["rung"] in selected}}
+    for field in ("python", "torch"):
+        if entry["machine"].get(field) != info[field]:
+            print(f"note: baseline measured with {field} {entry['machine'].get(field)}, now {info[field]}")
+    runs = _perf_runs(args, args.rungs, args.runs or 1, str(baseline))
+    current = {"cases": perf.combine_runs(runs)}
+    thresholds = stored.get("thresholds", {})
+    rows = perf.compare(current, entry, args.threshold, thresholds)
     suspects = perf.to_retry(rows)
     if suspects and args.retries:
-        print(f"over the limit once: {', '.join(suspects)}; measuring them {args.retries} more time(s) in fresh runs")
-        retried = [_perf_suite_run(",".join(suspects), args.pytest_args) for _ in range(args.retries)]
-        for key, case in perf.combine_runs([{k: c for k, c in cases.items() if c["rung"] in suspects}, *retried]).items():
-            current["cases"][key] = case
-        rows = perf.compare(current, stored, args.threshold)
+        print(f"over the limit: {', '.join(suspects)}; measuring them {args.retries} more time(s) in fresh runs")
+        runs = [{k: c for k, c in run.items() if c["rung"] in suspects} for run in runs]
+        current["cases"].update(perf.combine_runs(runs + _perf_runs(args, ",".join(suspects), args.retries, str(baseline))))
+        rows = perf.compare(current, entry, args.threshold, thresholds)
+    print(perf.stability(current["cases"]))
     print(perf.table(rows))
     bad = perf.failed(rows)
     if bad:
@@ -278,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perf", help="latency regression gate: time every rung against a reference workload",
                        description="Run the pytest-benchmark suite (bench/perf_suite.py): each rung's predict_proba at batch "
-                                   "1 and 16 on fixed inputs, each round timed right after a fixed reference workload. "
-                                   "--save stores the median ratios (rung time / reference time) as the baseline; "
-                                   "--check compares with it and exits 1 if a ratio grew by more than the threshold.")
+                                   "1 and 16 on fixed inputs, in fresh processes at --threads threads, each round timed right after a fixed "
+                                   "reference workload (a matrix product and pure-Python text handling). A case's ratio is "
+                                   "its fastest round over the reference's. --save stores the ratios as this machine kind's "
+                                   "baseline (other kinds' entries are kept); --check compares with it and exits 1 if a "
+                                   "ratio grew by more than the threshold.")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--save", action="store_true", help="store the measured ratios as the new baseline")
     mode.add_argument("--check", action="store_true", help="compare with the baseline; exit 1 on a regression")
@@ -288,11 +319,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rungs", default="*", metavar="A,B", help="rungs to time, wildcards allowed (default: all)")
     p.add_argument("--threshold", type=float, default=0.25,
                    help="allowed growth of a ratio, 0.25 = 25%% (default; per-rung 'thresholds' in the baseline win)")
-    p.add_argument("--runs", type=int, default=1,
-                   help="run the suite this many times and keep each case's median ratio (use 3 with --save; default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for torch, OpenMP, MKL and the tokenizers while timing; part of the machine's baseline "
+                        "key (default: %(default)s, the steadiest on a shared 2-core machine)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="fresh suite processes, each case judged on its median ratio over them (default: 3 with --save, "
+                        "1 with --check)")
     p.add_argument("--retries", type=int, default=2,
-                   help="--check: rungs over their limit are measured this many more times and judged on the median "
-                        "of all their runs, so one noisy run does not fail the gate (default: %(default)s)")
+                   help="--check: rungs over their limit are measured this many more times in fresh processes and "
+                        "judged on the median of all their runs, so one noisy run does not fail the gate (default: %(default)s)")
+    p.add_argument("--unknown-machine", choices=("error", "skip"), default="error",
+                   help="--check on a machine kind the baseline has no entry for: error (exit 2, default) or skip "
+                        "(print NOT CHECKED, exit 0)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     p.set_defaults(func=cmd_perf)
 

@@ -3,27 +3,34 @@
 Run it directly for pytest-benchmark's own features (``--benchmark-save``, ``--benchmark-compare``,
 ``--benchmark-compare-fail=median:25%``)::
 
-    python -m pytest bench/perf_suite.py -p no:cacheprovider --benchmark-only
+    python -m pytest bench/perf_suite.py -p no:cacheprovider -o addopts= --benchmark-only
 
-Environment: ``BENCH_PERF_RUNGS`` (comma-separated wildcards, default every rung), ``BENCH_PERF_PLAN``
-(a baseline JSON whose calls per round and reference parts to reuse, so rounds do the same work as the
-baseline's), ``BENCH_PERF_REFERENCE`` (JSON case -> reference part, set between ``--save`` runs) and
-``BENCH_PERF_SLOWDOWN`` (``rung=factor``; a test hook that makes a rung do its work ``factor`` times).
+Environment: ``BENCH_PERF_RUNGS`` (comma-separated wildcards, default every rung), ``BENCH_PERF_THREADS``
+(threads for torch, OpenMP, MKL and the tokenizers; default 1), ``BENCH_PERF_PLAN`` (a baseline JSON: the
+entry for this machine gives each case's calls per round and rounds, so rounds do the same work as the
+baseline's) and ``BENCH_PERF_SLOWDOWN`` (``rung=factor``; a test hook that makes a rung take ``factor`` times
+as long).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bench import perf
-from bench.cache import disabled
-from bench.registry import list_rungs
+from bench import perf  # loads no torch yet
+
+# Before anything loads torch or the tokenizers: OpenMP reads its thread count once.
+THREADS = int(os.environ.get("BENCH_PERF_THREADS", perf.DEFAULT_THREADS))
+os.environ.update(perf.thread_env(THREADS))
+
+import torch  # noqa: E402
+
+from bench.cache import disabled  # noqa: E402
+from bench.registry import list_rungs  # noqa: E402
+
+torch.set_num_threads(THREADS)
 
 
 def _selected() -> list[str]:
@@ -34,15 +41,8 @@ def _selected() -> list[str]:
     return names
 
 
-def _baseline_plans() -> dict[str, Any]:
-    path = os.environ.get("BENCH_PERF_PLAN")
-    if path and Path(path).is_file():
-        return json.loads(Path(path).read_text(encoding="utf-8")).get("cases", {})
-    return {}
-
-
 RUNGS = _selected()
-PLANS = _baseline_plans()
+PLANS = perf.plan_cases(os.environ["BENCH_PERF_PLAN"], THREADS) if os.environ.get("BENCH_PERF_PLAN") else {}
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +80,7 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
         planned = PLANS.get(key)
         fresh = perf.plan(call)
         calls = int(planned["calls"]) if planned else fresh.calls
+        rounds = int(planned["rounds"]) if planned else fresh.rounds
         part_calls = {name: perf.plan(part, round_seconds=0.01, case_seconds=0).calls for name, part in reference.parts.items()}
         parts: dict[str, list[float]] = {name: [] for name in reference.parts}
 
@@ -90,11 +91,7 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
                 parts[name].append((time.perf_counter() - t0) / part_calls[name])
 
         benchmark.group = rung
-        benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls})
-        benchmark.pedantic(perf.repeat, args=(call, calls), setup=setup, rounds=fresh.rounds, warmup_rounds=1)
-    rounds = benchmark.stats.stats.data
-    per_call = [t / calls for t in rounds]
-    fixed = planned.get("reference") if planned else json.loads(os.environ.get("BENCH_PERF_REFERENCE", "{}")).get(key)
-    chosen = perf.choose_reference(per_call, {n: v[-len(rounds):] for n, v in parts.items()}, fixed)
-    benchmark.extra_info.update(chosen)
-    benchmark.extra_info["seconds_per_call"] = float(sorted(per_call)[len(per_call) // 2])
+        benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls, "threads": torch.get_num_threads()})
+        benchmark.pedantic(perf.repeat, args=(call, calls), setup=setup, rounds=rounds, warmup_rounds=1)
+    per_call = [t / calls for t in benchmark.stats.stats.data]
+    benchmark.extra_info.update(perf.estimate(per_call, {n: v[-len(per_call):] for n, v in parts.items()}))

@@ -12,60 +12,73 @@ import numpy as np
 import pytest
 
 from bench import perf
+from bench.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _case(rung: str, batch: int, ratio: float) -> dict:
-    return {"rung": rung, "batch": batch, "ratio": ratio, "spread": 0.01, "calls": 1, "reference_calls": 1}
+    return {"rung": rung, "batch": batch, "ratio": ratio, "halves": 0.01, "calls": 1, "rounds": 7}
+
+
+def _machine(cpu: str = "Test CPU", threads: int = 1) -> dict:
+    return {"cpu": cpu, "isa": ["avx2"], "cpu_count": 2, "threads": threads, "python": "3.11.7", "torch": "2.13.0+cpu"}
 
 
 def test_compare_flags_only_growth_beyond_the_limit():
     baseline = {"cases": {"a@1": _case("a", 1, 1.0), "b@1": _case("b", 1, 2.0), "c@1": _case("c", 1, 1.0),
-                          "d@1": _case("d", 1, 1.0)},
-                "thresholds": {"c": 0.5}}
-    current = {"cases": {"a@1": _case("a", 1, 1.2), "b@1": _case("b", 1, 2.6), "c@1": _case("c", 1, 1.4)}}
-    rows = {r["case"]: r for r in perf.compare(current, baseline, threshold=0.25)}
+                          "d@1": _case("d", 1, 1.0), "e@1": _case("e", 1, 1.0)}}
+    current = {"cases": {"a@1": _case("a", 1, 1.2), "b@1": _case("b", 1, 2.6), "c@1": _case("c", 1, 1.4),
+                         "e@1": _case("e", 1, 0.5), "f@1": _case("f", 1, 1.0)}}
+    rows = {r["case"]: r for r in perf.compare(current, baseline, threshold=0.25, thresholds={"c": 0.5})}
     assert rows["a@1"]["verdict"] == "ok" and rows["a@1"]["change"] == pytest.approx(0.2)
     assert rows["b@1"]["verdict"] == "SLOWER"  # +30% > 25%
     assert rows["c@1"]["verdict"] == "ok"  # +40% within its own 50%
-    assert rows["d@1"]["verdict"] == "missing"
-    assert [r["case"] for r in perf.failed(list(rows.values()))] == ["b@1"]
+    assert rows["d@1"]["verdict"] == "missing" and rows["f@1"]["verdict"] == "new"
+    assert rows["e@1"]["verdict"] == "faster"  # reported, never failed
+    assert [r["case"] for r in perf.failed(list(rows.values()))] == ["b@1"] and perf.to_retry(list(rows.values())) == ["b"]
     text = perf.table(list(rows.values()))
-    assert "SLOWER" in text and "+30.0%" in text and "baseline ratio" in text
+    assert "SLOWER" in text and "+30.0%" in text and "baseline ratio" in text and "new" in text
 
 
-def test_save_picks_the_reference_part_steadiest_between_runs_and_keeps_the_median():
-    def run(matmul: float, python: float) -> dict:
-        return {"a@1": {"rung": "a", "batch": 1, "reference": "python", "ratio": python, "spread": 0.1,
-                        "ratios": {"matmul": matmul, "python": python}, "spreads": {"matmul": 0.3, "python": 0.1}}}
-
-    runs = [run(2.0, 10.0), run(2.1, 14.0), run(1.9, 11.0)]  # python: steadier within rounds, not between runs
-    case = perf.combine_runs(runs, choose_reference=True)["a@1"]
-    assert case["reference"] == "matmul" and case["ratio"] == 2.0 and case["spread"] == 0.3
-    assert case["run_ratios"] == [1.9, 2.0, 2.1]
-    assert perf.combine_runs(runs)["a@1"]["ratio"] == 11.0  # --check keeps the baseline's part
-    rows = perf.compare({"cases": {"a@1": {**case, "ratio": 2.6}}}, {"cases": {"a@1": case}})
-    assert perf.to_retry(rows) == ["a"] and rows[0]["runs"] == 3
+def test_estimate_takes_the_fastest_rounds_over_the_geometric_mean_of_the_reference_parts():
+    rung = [3.0, 2.0, 5.0, 4.0]
+    parts = {"matmul": [1.0, 2.0, 1.5, 3.0], "python": [4.0, 8.0, 5.0, 6.0]}
+    est = perf.estimate(rung, parts)
+    assert est["ratio"] == pytest.approx(2.0 / (1.0 * 4.0) ** 0.5) and est["seconds_per_call"] == 2.0
+    assert est["reference_seconds"] == pytest.approx(2.0) and est["reference_parts"] == {"matmul": 1.0, "python": 4.0}
+    even, odd = 3.0 / (1.0 * 4.0) ** 0.5, 2.0 / (2.0 * 6.0) ** 0.5  # rounds 0, 2 and rounds 1, 3
+    assert est["halves"] == pytest.approx(abs(even / odd - 1)) and est["rounds"] == 4
+    # a machine slower as a whole (rung and reference alike) leaves the ratio unchanged
+    assert perf.estimate([2 * t for t in rung], {n: [2 * t for t in v] for n, v in parts.items()})["ratio"] == pytest.approx(est["ratio"])
 
 
-def test_summarise_gives_median_and_relative_spread():
-    s = perf.summarise([1.0, 2.0, 3.0, 4.0, 100.0])
-    assert s["ratio"] == 3.0 and s["spread"] == pytest.approx((4.0 - 2.0) / 3.0) and s["rounds"] == 5
+def test_combine_runs_keeps_each_cases_median_run_and_how_far_runs_spread():
+    runs = [{"a@1": {**_case("a", 1, r), "seconds_per_call": r}} for r in (1.2, 1.0, 1.1)]
+    case = perf.combine_runs(runs)["a@1"]
+    assert case["ratio"] == 1.1 and case["seconds_per_call"] == 1.1  # the other fields come from that run
+    assert case["run_ratios"] == [1.0, 1.1, 1.2] and case["between"] == pytest.approx(0.2)
+    assert perf.combine_runs(runs[:2])["a@1"]["ratio"] == 1.2  # upper median of two: fewer false alarms
 
 
-def test_slowed_does_the_work_the_given_number_of_times():
-    class Counting:
-        calls = 0
+def test_slowed_takes_factor_times_as_long_on_every_call(monkeypatch):
+    now = [0.0]
 
+    def clock() -> float:  # a fake clock: every reading moves it on 10 microseconds
+        now[0] += 1e-5
+        return now[0]
+
+    class Fake:
         def predict_proba(self, inputs):
-            Counting.calls += 1
+            now[0] += 0.1  # the rung's own work: 100 ms
             return np.zeros((len(inputs), 2))
 
-    slowed = perf.Slowed(Counting(), 1.5)  # type: ignore[arg-type]
-    for _ in range(10):
-        slowed.predict_proba(["x"])
-    assert Counting.calls == 15
+    monkeypatch.setattr(perf, "_clock", clock)
+    slowed = perf.Slowed(Fake(), 1.5)  # type: ignore[arg-type]
+    for _ in range(3):  # every call, not every other one: the gate's fastest round must see it too
+        start = now[0]
+        assert slowed.predict_proba(["x"]).shape == (1, 2)
+        assert now[0] - start == pytest.approx(0.15, abs=0.001)
     assert perf.parse_slowdowns("tfidf_lr=1.5, majority=2") == {"tfidf_lr": 1.5, "majority": 2.0}
 
 
@@ -76,27 +89,72 @@ def test_workload_is_fixed():
     assert 4 <= min(lengths) and max(lengths) <= 40 and len(set(a.train.y.tolist())) == 2
 
 
+def test_thread_env_holds_every_pool_to_the_given_threads():
+    env = perf.thread_env(1)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["RAYON_NUM_THREADS"] == env["BENCH_PERF_THREADS"] == "1"
+    assert env["TOKENIZERS_PARALLELISM"] == "false" and perf.thread_env(2)["TOKENIZERS_PARALLELISM"] == "true"
+
+
+def test_baselines_are_stored_per_machine_kind(tmp_path):
+    path = tmp_path / "baseline.json"
+    amd, intel, intel2 = _machine("AMD EPYC"), _machine("Intel Xeon"), _machine("Intel Xeon", threads=2)
+    assert len({perf.machine_key(m) for m in (amd, intel, intel2)}) == 3
+    assert perf.machine_key(intel) == perf.machine_key({**intel, "torch": "2.14.0", "measured_at": "later"})
+    perf.write_baseline({"machine": amd, "cases": {"a@1": _case("a", 1, 1.0)}}, path, thresholds={"a": 0.4})
+    perf.write_baseline({"machine": intel, "cases": {"a@1": _case("a", 1, 2.0)}}, path)
+    perf.write_baseline({"machine": intel, "cases": {"a@1": _case("a", 1, 3.0)}}, path)  # re-saved: replaced
+    stored = perf.read_baseline(path)
+    assert len(stored["machines"]) == 2 and stored["thresholds"] == {"a": 0.4}
+    assert perf.baseline_for(stored, amd)["cases"]["a@1"]["ratio"] == 1.0
+    assert perf.baseline_for(stored, intel)["cases"]["a@1"]["ratio"] == 3.0
+    assert perf.baseline_for(stored, intel2) is None
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"schema": 1, "machine": amd, "cases": {}}))
+    with pytest.raises(BenchError, match="format-1"):
+        perf.read_baseline(old)
+    perf.write_baseline({"machine": intel, "cases": {}}, old)  # an old file is replaced, not merged
+    assert list(perf.read_baseline(old)["machines"]) == [perf.machine_key(intel)]
+
+
+def test_check_on_a_machine_kind_without_a_baseline_says_so(tmp_path):
+    path = tmp_path / "baseline.json"
+    perf.write_baseline({"machine": _machine("Some Other CPU"), "cases": {"majority@1": _case("majority", 1, 1.0)}}, path)
+    refused = _perf("--check", "--baseline", str(path), "--rungs", "majority")
+    assert refused.returncode == 2 and "no baseline" in refused.stderr and "Some Other CPU" in refused.stderr
+    skipped = _perf("--check", "--baseline", str(path), "--rungs", "majority", "--unknown-machine", "skip")
+    assert skipped.returncode == 0 and "NOT CHECKED" in skipped.stdout and "suite run" not in skipped.stdout
+
+
 def _perf(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", "perf", *args], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=900)
 
 
+def _verdicts(out: str, rungs: list[str]) -> dict[str, str]:
+    return {line.split()[0] + "@" + line.split()[1]: line.split()[-1] for line in out.splitlines()
+            if line.split() and line.split()[0] in rungs}
+
+
 @pytest.mark.slow
-def test_gate_catches_a_1_5x_slowdown_on_that_rung_only(tmp_path):
+def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_only(tmp_path):
     baseline = tmp_path / "baseline.json"
-    rungs = "majority,rules,tfidf_lr"
-    saved = _perf("--save", "--runs", "3", "--baseline", str(baseline), "--rungs", rungs)  # a median of 3 processes, as make perf-save
+    rungs = ["majority", "rules", "tfidf_lr"]
+    saved = _perf("--save", "--baseline", str(baseline), "--rungs", ",".join(rungs))  # 3 fresh processes, as make perf-save
     assert saved.returncode == 0, saved.stdout + saved.stderr
-    stored = json.loads(baseline.read_text())
-    assert set(stored["cases"]) == {f"{r}@{b}" for r in rungs.split(",") for b in perf.BATCH_SIZES}
-    assert stored["machine"]["threads"] >= 1 and all(c["ratio"] > 0 for c in stored["cases"].values())
-    slowed = _perf("--check", "--baseline", str(baseline), "--rungs", rungs, env={"BENCH_PERF_SLOWDOWN": "tfidf_lr=1.5"})
+    (entry,) = json.loads(baseline.read_text())["machines"].values()
+    assert set(entry["cases"]) == {f"{r}@{b}" for r in rungs for b in perf.BATCH_SIZES}
+    assert entry["machine"]["threads"] == 1 and all(len(c["run_ratios"]) == 3 for c in entry["cases"].values())
+
+    unchanged = _perf("--check", "--baseline", str(baseline), "--rungs", ",".join(rungs))
+    assert unchanged.returncode == 0 and "OK: no case slower" in unchanged.stdout, unchanged.stdout + unchanged.stderr
+    assert set(_verdicts(unchanged.stdout, rungs).values()) == {"ok"}, unchanged.stdout
+
+    slowed = _perf("--check", "--baseline", str(baseline), "--rungs", ",".join(rungs), env={"BENCH_PERF_SLOWDOWN": "tfidf_lr=1.5"})
     out = slowed.stdout
     assert slowed.returncode == 1, out + slowed.stderr
-    verdicts = {line.split()[0] + "@" + line.split()[1]: line.split()[-1] for line in out.splitlines()
-                if line.split() and line.split()[0] in rungs.split(",")}
+    verdicts = _verdicts(out, rungs)
     assert verdicts["tfidf_lr@1"] == verdicts["tfidf_lr@16"] == "SLOWER", out
-    assert all(v != "SLOWER" for k, v in verdicts.items() if not k.startswith("tfidf_lr")), out
+    assert all(v == "ok" for k, v in verdicts.items() if not k.startswith("tfidf_lr")), out
     assert "FAIL: 2 case(s)" in out
 
 
@@ -110,5 +168,8 @@ def test_committed_baseline_covers_every_rung():
     from bench.registry import list_rungs
 
     stored = perf.read_baseline(REPO / perf.DEFAULT_BASELINE)
-    assert {c["rung"] for c in stored["cases"].values()} == set(list_rungs())
-    assert {"cpu", "threads", "torch"} <= set(stored["machine"])
+    assert stored["machines"]
+    for key, entry in stored["machines"].items():
+        assert key == perf.machine_key(entry["machine"])
+        assert set(entry["cases"]) == {f"{r}@{b}" for r in list_rungs() for b in perf.BATCH_SIZES}
+        assert all(c["ratio"] > 0 and c["rounds"] >= perf.MIN_ROUNDS for c in entry["cases"].values())
