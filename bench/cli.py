@@ -162,19 +162,40 @@ def _perf_suite_run(rungs: str, threads: int, pytest_args: list[str], env: dict[
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "benchmark.json"
         suite = str(Path(perf.__file__).with_name("perf_suite.py"))
+        inherited = {k: v for k, v in os.environ.items() if k not in ("BENCH_PERF_PLAN", "BENCH_PERF_RUNGS")}
         done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
                                "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
-                              env={**os.environ, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs},
+                              env={**inherited, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0 or not report.is_file():
             print(done.stdout[-6000:], file=sys.stderr)
             raise BenchError(f"the benchmark suite failed (pytest exit {done.returncode})")
         runs = json.loads(report.read_text(encoding="utf-8"))["benchmarks"]
     cases = {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
-    wrong = {c["threads"] for c in cases.values()} - {threads}
+    if not cases:
+        raise BenchError("the benchmark suite timed nothing (no case matched)")
+    wrong = sorted({f"{api} {n}" for c in cases.values() for api, n in {"torch": c["threads"], **c["pools"]}.items()
+                    if n != threads})
     if wrong:
-        raise BenchError(f"the suite ran with {sorted(wrong)} torch threads, not {threads}")
+        raise BenchError(f"the suite ran with other thread counts than {threads}: {', '.join(wrong)}")
     return cases
+
+
+def _parse_limits(items: list[str]) -> dict[str, float]:
+    """``["random=0.5", "tfidf*=0.4"]`` -> a limit per rung name (wildcards expanded, names checked)."""
+    import math
+
+    limits = {}
+    for item in items:
+        pattern, _, value = item.partition("=")
+        try:
+            limit = float(value)
+        except ValueError:
+            limit = math.nan
+        if not (math.isfinite(limit) and limit > 0):
+            raise BenchError(f"--limit takes RUNG=FRACTION with a positive fraction, e.g. random=0.5, not {item!r}")
+        limits.update(dict.fromkeys(_expand_rungs([pattern.strip()]), limit))
+    return limits
 
 
 def _perf_runs(args: argparse.Namespace, rungs: str, count: int, plan: str | None) -> list[dict[str, dict[str, Any]]]:
@@ -190,20 +211,30 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bench import perf
+    from bench.registry import list_rungs
 
     if args.save == args.check:
         raise BenchError("say --save (store a new baseline) or --check (compare with it)")
-    if args.threads < 1:
-        raise BenchError("--threads must be at least 1")
+    for name, value, least in (("--threads", args.threads, 1), ("--runs", args.runs, 1), ("--retries", args.retries, 0)):
+        if value is not None and value < least:
+            raise BenchError(f"{name} must be at least {least}")
+    if args.threshold is not None and not args.threshold > 0:
+        raise BenchError("--threshold must be a positive fraction, e.g. 0.25")
+    limits = _parse_limits(args.limit)
     baseline = Path(args.baseline)
     selected = set(_expand_rungs(_csv(args.rungs)))  # unknown names fail here, with suggestions
+    if not selected:
+        raise BenchError("--rungs selects no rung")
     info = perf.machine(args.threads)
     key = perf.machine_key(info)
     print(f"machine: {key}")
     if args.save:
+        if os.environ.get("BENCH_PERF_SLOWDOWN"):
+            raise BenchError("BENCH_PERF_SLOWDOWN is set (a test hook that slows rungs down): unset it before --save")
         cases = perf.combine_runs(_perf_runs(args, args.rungs, args.runs or 3, None))
         print(perf.stability(cases))
-        print(f"wrote {perf.write_baseline({'machine': info, 'cases': cases}, baseline)} (entry: {key})")
+        path = perf.write_baseline({"machine": info, "cases": cases}, baseline, limits, args.threshold, list_rungs())
+        print(f"wrote {path} (entry: {key})")
         return 0
     if not baseline.is_file():
         raise BenchError(f"no baseline at {baseline}; store one with `python -m bench perf --save`")
@@ -222,16 +253,18 @@ def cmd_perf(args: argparse.Namespace) -> int:
     for field in ("python", "torch"):
         if entry["machine"].get(field) != info[field]:
             print(f"note: baseline measured with {field} {entry['machine'].get(field)}, now {info[field]}")
+    threshold = args.threshold or stored.get("default_threshold", perf.DEFAULT_THRESHOLD)
+    thresholds = {**stored.get("thresholds", {}), **limits}
     runs = _perf_runs(args, args.rungs, args.runs or 1, str(baseline))
-    current = {"cases": perf.combine_runs(runs)}
-    thresholds = stored.get("thresholds", {})
-    rows = perf.compare(current, entry, args.threshold, thresholds)
+    current = {"cases": perf.combine_runs(runs, upper=False)}
+    rows = perf.compare(current, entry, threshold, thresholds)
     suspects = perf.to_retry(rows)
     if suspects and args.retries:
         print(f"over the limit: {', '.join(suspects)}; measuring them {args.retries} more time(s) in fresh runs")
         runs = [{k: c for k, c in run.items() if c["rung"] in suspects} for run in runs]
-        current["cases"].update(perf.combine_runs(runs + _perf_runs(args, ",".join(suspects), args.retries, str(baseline))))
-        rows = perf.compare(current, entry, args.threshold, thresholds)
+        runs += _perf_runs(args, ",".join(suspects), args.retries, str(baseline))
+        current["cases"].update(perf.combine_runs(runs, upper=False))
+        rows = perf.compare(current, entry, threshold, thresholds)
     print(perf.stability(current["cases"]))
     print(perf.table(rows))
     bad = perf.failed(rows)
@@ -313,12 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "baseline (other kinds' entries are kept); --check compares with it and exits 1 if a "
                                    "ratio grew by more than the threshold.")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--save", action="store_true", help="store the measured ratios as the new baseline")
+    mode.add_argument("--save", action="store_true",
+                      help="store the measured ratios as this machine kind's baseline (with --rungs: those rungs' cases)")
     mode.add_argument("--check", action="store_true", help="compare with the baseline; exit 1 on a regression")
     p.add_argument("--baseline", default="perf/baseline.json", help="baseline JSON (default: perf/baseline.json)")
     p.add_argument("--rungs", default="*", metavar="A,B", help="rungs to time, wildcards allowed (default: all)")
-    p.add_argument("--threshold", type=float, default=0.25,
-                   help="allowed growth of a ratio, 0.25 = 25%% (default; per-rung 'thresholds' in the baseline win)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="allowed growth of a ratio, 0.25 = 25%%: with --save stored as the file's default, with --check "
+                        "for this run (default: the file's, else 0.25; a rung's own --limit wins)")
+    p.add_argument("--limit", action="append", default=[], metavar="RUNG=FRACTION",
+                   help="a rung's own allowed growth, repeatable: stored in the baseline with --save, for this run only "
+                        "with --check (e.g. --limit random=0.5)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for torch, OpenMP, MKL and the tokenizers while timing; part of the machine's baseline "
                         "key (default: %(default)s, the steadiest on a shared 2-core machine)")

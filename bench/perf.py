@@ -5,16 +5,16 @@ What makes it survive noisy machines (each measured, see README "Latency regress
 
 - **The fastest round, not the median.** A round repeats a call until it lasts about ``ROUND_SECONDS``; noise
   (a neighbour on the host, an interrupt, a migration) only ever *adds* time, so the least-disturbed round is
-  the steadiest estimate of the work itself. Between fresh processes it moved at most 8-10 % here, against
-  13-33 % for the median of per-round ratios.
+  the steadiest estimate of the work itself. Between fresh processes it moved at most 8-10 % here; the median
+  of per-round ratios moved up to 13-15 % at one thread and 22-33 % at two.
 - **One thread.** With two threads on a two-core machine every parallel region waits for the slower core; the
   suite pins torch, OpenMP, MKL and the tokenizers to ``threads`` (default 1) before anything loads.
 - **A reference timed in the same rounds.** Each case is divided by the geometric mean of the fastest rounds
   of two fixed parts — a float32 matrix product (torch) and pure-Python text handling — so a machine that is
   slower or faster as a whole moves rung and reference together.
 - **A baseline per machine kind.** Ratios do not carry between CPU models (AMD EPYC -> Intel Xeon: 0.60x to
-  1.47x, for every reference part), so the baseline file keeps one entry per CPU model, ISA, core count and
-  thread count, and ``--check`` compares only with its own kind's entry.
+  1.47x, for every reference part), so the baseline file keeps one entry per CPU model (name, family, model,
+  stepping), ISA, core count and thread count, and ``--check`` compares only with its own kind's entry.
 - **Fresh processes, confirmed failures.** Every suite run is its own Python process; a rung over its limit is
   measured again in more fresh processes and judged on the median of all its runs.
 """
@@ -47,7 +47,6 @@ DEFAULT_BASELINE = Path("perf") / "baseline.json"
 ROUND_SECONDS = 0.03  # fast calls are repeated within a round until it lasts about this long
 MIN_ROUNDS, MAX_ROUNDS, CASE_SECONDS = 7, 40, 1.2
 SCHEMA = 2
-REFERENCE_PARTS = ("matmul", "python")
 # ISA extensions that pick torch's and numpy's kernels: machines that differ in them time differently.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx_vnni", "sve", "asimd")
 # Small, quick fits: timing does not depend on how well a rung learned.
@@ -92,11 +91,11 @@ def case_inputs(dataset: Dataset, batch: int) -> list[str]:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Environment that holds torch, OpenMP, MKL and the tokenizers to ``threads`` threads (set it before torch
-    loads: OpenMP reads it once)."""
+    """Environment that holds torch, OpenMP, MKL, OpenBLAS and the tokenizers to ``threads`` threads (set it
+    before numpy and torch load: the thread pools read it once)."""
     n = str(threads)
-    return {"BENCH_PERF_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "RAYON_NUM_THREADS": n,
-            "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false"}
+    return {"BENCH_PERF_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "RAYON_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false"}
 
 
 class Reference:
@@ -234,15 +233,17 @@ def estimate(rung_times: Sequence[float], part_times: Mapping[str, Sequence[floa
             "reference_seconds": reference, "reference_parts": {n: float(min(v)) for n, v in part_times.items()}}
 
 
-def combine_runs(runs: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Cases of several suite runs (fresh processes): each case's median ratio over the runs (the upper median for
-    an even count, which errs towards fewer false alarms) with the other fields of that run, plus every run's
-    ratio (``run_ratios``) and how far they spread (``between``: max / min - 1)."""
-    combined = {}
-    for key in runs[0]:
+def combine_runs(runs: Sequence[Mapping[str, Mapping[str, Any]]], upper: bool = True) -> dict[str, dict[str, Any]]:
+    """Cases of several suite runs (fresh processes): each case's median ratio over the runs in which it appears,
+    with the other fields of that run, plus every run's ratio (``run_ratios``) and how far they spread
+    (``between``: max / min - 1). For an even count ``upper`` takes the upper median — right for a baseline
+    (fewer false alarms later) — and ``upper=False`` the lower one, right for a check (a retry can clear a run)."""
+    combined: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys(k for r in runs for k in r):
         found = sorted((r[key] for r in runs if key in r), key=lambda c: c["ratio"])
         ratios = [c["ratio"] for c in found]
-        combined[key] = {**found[len(found) // 2], "run_ratios": ratios, "between": ratios[-1] / ratios[0] - 1}
+        middle = len(found) // 2 if upper else (len(found) - 1) // 2
+        combined[key] = {**found[middle], "run_ratios": ratios, "between": ratios[-1] / ratios[0] - 1}
     return combined
 
 
@@ -274,8 +275,9 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], threshold: 
         rows.append(row)
     for key, now in sorted(current["cases"].items()):
         if key not in baseline["cases"]:
-            rows.append({"case": key, "rung": now["rung"], "batch": now["batch"], "baseline": float("nan"), "limit": threshold,
-                         "current": now["ratio"], "change": None, "verdict": "new"})
+            rows.append({"case": key, "rung": now["rung"], "batch": now["batch"], "baseline": None,
+                         "limit": float(thresholds.get(now["rung"], threshold)), "current": now["ratio"], "change": None,
+                         "verdict": "new"})
     return rows
 
 
@@ -294,7 +296,10 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The comparison as a plain-text table."""
     from tabulate import tabulate
 
-    body = [[r["rung"], r["batch"], f"{r['baseline']:.4g}", "" if r["current"] is None else f"{r['current']:.4g}",
+    def num(value: float | None) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    body = [[r["rung"], r["batch"], num(r["baseline"]), num(r["current"]),
              _pct(r["change"], signed=True), f"±{r['limit']:.0%}", _pct(r.get("halves")), r.get("runs", ""),
              _pct(r.get("between")) if r.get("runs", 1) > 1 else "", r["verdict"]] for r in rows]
     return tabulate(body, headers=["rung", "batch", "baseline ratio", "current ratio", "change", "limit", "halves", "runs",
@@ -312,17 +317,22 @@ def stability(cases: Mapping[str, Mapping[str, Any]]) -> str:
     return line
 
 
-def isa_flags() -> list[str]:
-    """The ISA extensions in :data:`ISA_FLAGS` this CPU has (Linux; empty elsewhere)."""
+def cpu_identity() -> dict[str, Any]:
+    """The CPU's ISA extensions from :data:`ISA_FLAGS` and its family / model / stepping (Linux /proc/cpuinfo;
+    empty elsewhere). Cloud machines often name every Xeon generation alike; these tell them apart."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return []
+        return {"isa": [], "cpu_id": ""}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            have = set(line.split(":", 1)[1].split())
-            return [f for f in ISA_FLAGS if f in have]
-    return []
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+        if not line.strip():
+            break  # the first processor is enough
+    have = set((fields.get("flags") or fields.get("Features") or "").split())
+    ident = "-".join(fields[f] for f in ("cpu family", "model", "stepping") if fields.get(f))
+    return {"isa": [f for f in ISA_FLAGS if f in have], "cpu_id": ident}
 
 
 def machine(threads: int) -> dict[str, Any]:
@@ -330,16 +340,17 @@ def machine(threads: int) -> dict[str, Any]:
     from bench.environment import cpu_model, git_commit
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "isa": isa_flags(), "cpu_count": cpus, "threads": threads, "arch": platform.machine(),
+    return {"cpu": cpu_model(), **cpu_identity(), "cpu_count": cpus, "threads": threads, "arch": platform.machine(),
             "python": platform.python_version(), "torch": version("torch"), "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def machine_key(info: Mapping[str, Any]) -> str:
-    """The kind of machine a baseline belongs to: CPU model, ISA, cores and timing threads (software versions are
-    part of what the gate checks, so they are not in the key)."""
+    """The kind of machine a baseline belongs to: CPU model (name and family-model-stepping), ISA, cores and timing
+    threads. Software versions are part of what the gate checks, so they are not in the key."""
     isa = " ".join(info.get("isa", [])) or "-"
-    return f"{info['cpu']} [{isa}] {info['cpu_count']} cpus, {info['threads']} thread(s)"
+    ident = f" ({info['cpu_id']})" if info.get("cpu_id") else ""
+    return f"{info['cpu']}{ident} [{isa}] {info['cpu_count']} cpus, {info['threads']} thread(s)"
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
@@ -356,28 +367,34 @@ def baseline_for(stored: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str
     return stored.get("machines", {}).get(machine_key(info))
 
 
-def plan_cases(path: str | Path, threads: int) -> dict[str, Any]:
-    """Cases of the baseline entry for this machine (their calls per round and rounds), or ``{}``."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    entry = baseline_for(read_baseline(path), machine(threads))
-    return entry["cases"] if entry else {}
+def plan_cases(path: str | Path, threads: int) -> dict[str, Any] | None:
+    """Cases of the baseline entry for this machine (their calls per round and rounds); None when the file has
+    no entry for this machine kind."""
+    entry = baseline_for(read_baseline(Path(path)), machine(threads))
+    return entry["cases"] if entry else None
 
 
-def write_baseline(entry: Mapping[str, Any], path: Path, thresholds: Mapping[str, float] | None = None) -> Path:
-    """Store ``entry`` (``{"machine", "cases"}``) as the baseline of its machine kind, keeping the other kinds'
-    entries and the per-rung thresholds already in the file."""
+def write_baseline(entry: Mapping[str, Any], path: Path, thresholds: Mapping[str, float] | None = None,
+                   default_threshold: float | None = None, known_rungs: Sequence[str] | None = None) -> Path:
+    """Store ``entry`` (``{"machine", "cases"}``) as the baseline of its machine kind. Its cases replace the same
+    cases of that kind's stored entry; the entry's other cases (rungs not measured this time) stay unless their
+    rung is not in ``known_rungs``. Other kinds' entries, per-rung ``thresholds`` and the default threshold
+    stay unless given."""
     path = Path(path)
-    stored: dict[str, Any] = {"machines": {}, "thresholds": {}}
+    stored: dict[str, Any] = {}
     if path.is_file():
         try:
             stored = read_baseline(path)
         except BenchError:  # an older format: its numbers are not comparable, start afresh
             pass
-    payload = {"schema": SCHEMA, "default_threshold": DEFAULT_THRESHOLD,
+    key = machine_key(entry["machine"])
+    kept = stored.get("machines", {}).get(key, {}).get("cases", {})
+    if known_rungs is not None:
+        kept = {k: c for k, c in kept.items() if c["rung"] in known_rungs}
+    payload = {"schema": SCHEMA,
+               "default_threshold": default_threshold or stored.get("default_threshold", DEFAULT_THRESHOLD),
                "thresholds": {**stored.get("thresholds", {}), **(thresholds or {})},
-               "machines": {**stored.get("machines", {}), machine_key(entry["machine"]): dict(entry)}}
+               "machines": {**stored.get("machines", {}), key: {**entry, "cases": {**kept, **entry["cases"]}}}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

@@ -6,27 +6,31 @@ Run it directly for pytest-benchmark's own features (``--benchmark-save``, ``--b
     python -m pytest bench/perf_suite.py -p no:cacheprovider -o addopts= --benchmark-only
 
 Environment: ``BENCH_PERF_RUNGS`` (comma-separated wildcards, default every rung), ``BENCH_PERF_THREADS``
-(threads for torch, OpenMP, MKL and the tokenizers; default 1), ``BENCH_PERF_PLAN`` (a baseline JSON: the
-entry for this machine gives each case's calls per round and rounds, so rounds do the same work as the
-baseline's) and ``BENCH_PERF_SLOWDOWN`` (``rung=factor``; a test hook that makes a rung take ``factor`` times
-as long).
+(threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers; default 1), ``BENCH_PERF_PLAN`` (a baseline
+JSON: the entry for this machine gives each case's calls per round, rounds and reference calls, so rounds
+do the same work as the baseline's) and ``BENCH_PERF_SLOWDOWN`` (``rung=factor``; a test hook that makes a
+rung take ``factor`` times as long).
 """
 
 from __future__ import annotations
 
 import os
-import time
 
-import pytest
+# Before numpy, torch or the tokenizers load (any `bench` import loads numpy): their thread pools read these
+# once. bench.perf.thread_env is the same list, for the `bench perf` command's subprocesses.
+THREADS = int(os.environ.setdefault("BENCH_PERF_THREADS", "1"))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+os.environ["TOKENIZERS_PARALLELISM"] = "true" if THREADS > 1 else "false"
 
-from bench import perf  # loads no torch yet
+import time  # noqa: E402
+import warnings  # noqa: E402
 
-# Before anything loads torch or the tokenizers: OpenMP reads its thread count once.
-THREADS = int(os.environ.get("BENCH_PERF_THREADS", perf.DEFAULT_THREADS))
-os.environ.update(perf.thread_env(THREADS))
-
+import pytest  # noqa: E402
 import torch  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
+from bench import perf  # noqa: E402
 from bench.cache import disabled  # noqa: E402
 from bench.registry import list_rungs  # noqa: E402
 
@@ -41,8 +45,19 @@ def _selected() -> list[str]:
     return names
 
 
+def _plans() -> dict:
+    path = os.environ.get("BENCH_PERF_PLAN")
+    if not path:
+        return {}
+    cases = perf.plan_cases(path, THREADS)
+    if cases is None:
+        warnings.warn(f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS))}): "
+                      "calls per round are planned afresh, so round times need not compare with another run's")
+    return cases or {}
+
+
 RUNGS = _selected()
-PLANS = perf.plan_cases(os.environ["BENCH_PERF_PLAN"], THREADS) if os.environ.get("BENCH_PERF_PLAN") else {}
+PLANS = _plans()
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +72,7 @@ def ladder(dataset):
     for name, factor in perf.parse_slowdowns(os.environ.get("BENCH_PERF_SLOWDOWN")).items():
         if name in fitted:
             fitted[name] = perf.Slowed(fitted[name], factor)
+    threadpool_limits(THREADS)  # whatever pools the rungs' libraries brought, after they loaded
     return fitted
 
 
@@ -81,7 +97,8 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
         fresh = perf.plan(call)
         calls = int(planned["calls"]) if planned else fresh.calls
         rounds = int(planned["rounds"]) if planned else fresh.rounds
-        part_calls = {name: perf.plan(part, round_seconds=0.01, case_seconds=0).calls for name, part in reference.parts.items()}
+        part_calls = (planned or {}).get("part_calls") or {
+            name: perf.plan(part, round_seconds=0.01, case_seconds=0).calls for name, part in reference.parts.items()}
         parts: dict[str, list[float]] = {name: [] for name in reference.parts}
 
         def setup() -> None:  # not timed by pytest-benchmark: each reference part, just before each round
@@ -91,7 +108,12 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
                 parts[name].append((time.perf_counter() - t0) / part_calls[name])
 
         benchmark.group = rung
-        benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls, "threads": torch.get_num_threads()})
+        pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+        benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls, "part_calls": part_calls,
+                                     "threads": torch.get_num_threads(), "pools": pools})
         benchmark.pedantic(perf.repeat, args=(call, calls), setup=setup, rounds=rounds, warmup_rounds=1)
+    if benchmark.stats is None:  # --benchmark-disable: nothing was timed
+        return
     per_call = [t / calls for t in benchmark.stats.stats.data]
-    benchmark.extra_info.update(perf.estimate(per_call, {n: v[-len(per_call):] for n, v in parts.items()}))
+    # setup ran before the warm-up round and before each timed round, in that order
+    benchmark.extra_info.update(perf.estimate(per_call, {n: v[1:1 + len(per_call)] for n, v in parts.items()}))

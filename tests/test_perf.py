@@ -53,12 +53,25 @@ def test_estimate_takes_the_fastest_rounds_over_the_geometric_mean_of_the_refere
     assert perf.estimate([2 * t for t in rung], {n: [2 * t for t in v] for n, v in parts.items()})["ratio"] == pytest.approx(est["ratio"])
 
 
+def test_estimate_with_too_few_rounds_for_halves_and_the_stability_line():
+    est = perf.estimate([2.0, 1.0, 3.0], {"matmul": [1.0, 1.0, 1.0], "python": [1.0, 1.0, 1.0]})
+    assert est["ratio"] == 1.0 and np.isnan(est["halves"])
+    cases = {"a@1": {**est, "run_ratios": [1.0, 1.1], "between": 0.1},
+             "b@1": {**perf.estimate([1.0] * 4, {"matmul": [1.0, 2.0, 1.0, 2.0], "python": [1.0] * 4}), "run_ratios": [1.0], "between": 0.0}}
+    line = perf.stability(cases)
+    # b: even rounds 1 / sqrt(1 * 1), odd rounds 1 / sqrt(2 * 1): halves sqrt(2) - 1; only a has several runs
+    assert line.startswith("2 cases") and "median 41.4%" in line and "between runs (max/min - 1) median 10.0%" in line
+
+
 def test_combine_runs_keeps_each_cases_median_run_and_how_far_runs_spread():
     runs = [{"a@1": {**_case("a", 1, r), "seconds_per_call": r}} for r in (1.2, 1.0, 1.1)]
     case = perf.combine_runs(runs)["a@1"]
     assert case["ratio"] == 1.1 and case["seconds_per_call"] == 1.1  # the other fields come from that run
     assert case["run_ratios"] == [1.0, 1.1, 1.2] and case["between"] == pytest.approx(0.2)
-    assert perf.combine_runs(runs[:2])["a@1"]["ratio"] == 1.2  # upper median of two: fewer false alarms
+    assert perf.combine_runs(runs[:2])["a@1"]["ratio"] == 1.2  # a baseline: upper median, fewer false alarms later
+    assert perf.combine_runs(runs[:2], upper=False)["a@1"]["ratio"] == 1.0  # a check: one retry can clear a run
+    partial = perf.combine_runs([{"a@1": _case("a", 1, 2.0)}, {"a@1": _case("a", 1, 3.0), "b@1": _case("b", 1, 1.0)}])
+    assert partial["b@1"]["run_ratios"] == [1.0] and partial["a@1"]["run_ratios"] == [2.0, 3.0]
 
 
 def test_slowed_takes_factor_times_as_long_on_every_call(monkeypatch):
@@ -116,6 +129,42 @@ def test_baselines_are_stored_per_machine_kind(tmp_path):
     assert list(perf.read_baseline(old)["machines"]) == [perf.machine_key(intel)]
 
 
+def test_saving_some_rungs_keeps_the_other_cases_of_that_machine(tmp_path):
+    path = tmp_path / "baseline.json"
+    intel = _machine("Intel Xeon")
+    cases = {"a@1": _case("a", 1, 1.0), "b@1": _case("b", 1, 2.0), "gone@1": _case("gone", 1, 3.0)}
+    perf.write_baseline({"machine": intel, "cases": cases}, path, default_threshold=0.3)
+    perf.write_baseline({"machine": intel, "cases": {"a@1": _case("a", 1, 1.5)}}, path, known_rungs=["a", "b"])
+    stored = perf.read_baseline(path)
+    entry = perf.baseline_for(stored, intel)
+    assert {k: c["ratio"] for k, c in entry["cases"].items()} == {"a@1": 1.5, "b@1": 2.0}  # a rung no longer registered goes
+    assert stored["default_threshold"] == 0.3
+
+
+def test_plan_cases_come_from_this_machines_entry(tmp_path):
+    path = tmp_path / "baseline.json"
+    perf.write_baseline({"machine": perf.machine(1), "cases": {"a@1": _case("a", 1, 1.0)}}, path)
+    assert perf.plan_cases(path, 1) == {"a@1": _case("a", 1, 1.0)}
+    assert perf.plan_cases(path, 2) is None  # another kind: the suite warns and plans afresh
+
+
+def test_compare_passes_a_change_exactly_at_the_limit():
+    rows = perf.compare({"cases": {"a@1": _case("a", 1, 1.25)}}, {"cases": {"a@1": _case("a", 1, 1.0)}}, threshold=0.25)
+    assert rows[0]["verdict"] == "ok"
+
+
+def test_the_suite_holds_every_thread_pool_before_anything_loads():
+    code = ("import os, json; import bench.perf_suite as s; from threadpoolctl import threadpool_info; "
+            "print(json.dumps({'env': {k: os.environ[k] for k in s.perf.thread_env(1)}, 'torch': s.torch.get_num_threads(), "
+            "'pools': {p['internal_api']: p['num_threads'] for p in threadpool_info()}}))")
+    env = {k: v for k, v in os.environ.items() if k not in perf.thread_env(1) and k != "BENCH_PERF_PLAN"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={**env, "BENCH_PERF_RUNGS": "majority"},
+                          timeout=300)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["env"] == perf.thread_env(1) and seen["torch"] == 1
+    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]  # numpy's BLAS and OpenMP read it in time
+
+
 def test_check_on_a_machine_kind_without_a_baseline_says_so(tmp_path):
     path = tmp_path / "baseline.json"
     perf.write_baseline({"machine": _machine("Some Other CPU"), "cases": {"majority@1": _case("majority", 1, 1.0)}}, path)
@@ -162,6 +211,20 @@ def test_perf_needs_a_mode_and_a_baseline(tmp_path):
     assert _perf().returncode == 2
     missing = _perf("--check", "--baseline", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "no baseline" in missing.stderr
+    for bad in ("random", "random=-1", "random=nan", "random=inf"):
+        refused = _perf("--check", "--limit", bad, "--baseline", str(tmp_path / "none.json"))
+        assert refused.returncode == 2 and "--limit takes RUNG=FRACTION" in refused.stderr, bad
+    misspelt = _perf("--check", "--limit", "randon=0.5", "--baseline", str(tmp_path / "none.json"))
+    assert misspelt.returncode == 2 and "did you mean 'random'" in misspelt.stderr
+    for bad in (["--runs", "0"], ["--retries", "-1"], ["--threshold", "0"], ["--threads", "0"]):
+        refused = _perf("--check", *bad, "--baseline", str(tmp_path / "none.json"))
+        assert refused.returncode == 2 and bad[0] in refused.stderr, bad
+
+
+def test_limits_expand_wildcards_and_win_over_the_stored_ones():
+    from bench.cli import _parse_limits
+
+    assert _parse_limits(["tfidf*=0.4", "random=0.5"]) == {"tfidf_lr": 0.4, "tfidf_lr+ts": 0.4, "random": 0.5}
 
 
 def test_committed_baseline_covers_every_rung():
