@@ -32,7 +32,7 @@ report: .venv/.installed
 perf-check: .venv/.installed  ## latency regression gate against perf/baseline.json
 	$(PY) -m bench perf --check $(ARGS)
 
-perf-save: .venv/.installed  ## store a new latency baseline (on an idle machine), then commit perf/baseline.json
+perf-save: .venv/.installed  ## store this machine kind's latency baseline (on an idle machine), then commit perf/baseline.json
 	$(PY) -m bench perf --save --runs 3 $(ARGS)
 
 clean:

@@ -236,3 +236,25 @@ def test_committed_baseline_covers_every_rung():
         assert key == perf.machine_key(entry["machine"])
         assert set(entry["cases"]) == {f"{r}@{b}" for r in list_rungs() for b in perf.BATCH_SIZES}
         assert all(c["ratio"] > 0 and c["rounds"] >= perf.MIN_ROUNDS for c in entry["cases"].values())
+
+
+@pytest.mark.slow
+def test_pytest_benchmarks_own_compare_fail_works_on_the_suite(tmp_path):
+    """pytest-benchmark's --benchmark-save / --benchmark-compare-fail on the suite (absolute round times, no
+    reference): an unchanged run passes and a rung made 3x slower fails it."""
+    baseline = tmp_path / "baseline.json"
+    saved = _perf("--save", "--runs", "1", "--baseline", str(baseline), "--rungs", "majority")
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+
+    def suite(*args: str, slowdown: str = "") -> subprocess.CompletedProcess:
+        env = {**os.environ, "BENCH_PERF_RUNGS": "majority", "BENCH_PERF_PLAN": str(baseline), "BENCH_PERF_SLOWDOWN": slowdown}
+        return subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench" / "perf_suite.py"), "-q", "-p", "no:cacheprovider",
+                               "-o", "addopts=", "--benchmark-only", f"--benchmark-storage={tmp_path / 'storage'}", *args],
+                              cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+
+    first = suite("--benchmark-save=before")
+    assert first.returncode == 0, first.stdout + first.stderr
+    same = suite("--benchmark-compare", "--benchmark-compare-fail=median:50%")
+    assert same.returncode == 0, same.stdout + same.stderr
+    slower = suite("--benchmark-compare", "--benchmark-compare-fail=median:50%", slowdown="majority=3")
+    assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr, slower.stdout
