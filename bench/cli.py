@@ -149,7 +149,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _perf_suite_run(rungs: str, threads: int, pytest_args: list[str], env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str],
+                    env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """One run of the pytest-benchmark suite over ``rungs``, in a fresh Python process (a process's own state —
     memory layout, thread pools — moves timings too, so runs must not share one): its cases' extra_info by
     ``rung@batch``. The suite's own output is shown only if it fails."""
@@ -165,7 +166,8 @@ def _perf_suite_run(rungs: str, threads: int, pytest_args: list[str], env: dict[
         inherited = {k: v for k, v in os.environ.items() if k not in ("BENCH_PERF_PLAN", "BENCH_PERF_RUNGS")}
         done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
                                "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
-                              env={**inherited, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs},
+                              env={**inherited, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs,
+                                   "BENCH_PERF_TIMER": timer},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0 or not report.is_file():
             print(done.stdout[-6000:], file=sys.stderr)
@@ -178,6 +180,8 @@ def _perf_suite_run(rungs: str, threads: int, pytest_args: list[str], env: dict[
                     if n != threads})
     if wrong:
         raise BenchError(f"the suite ran with other thread counts than {threads}: {', '.join(wrong)}")
+    if {c["timer"] for c in cases.values()} != {timer}:
+        raise BenchError(f"the suite timed with another timer than {timer}")
     return cases
 
 
@@ -202,7 +206,7 @@ def _perf_runs(args: argparse.Namespace, rungs: str, count: int, plan: str | Non
     env = {"BENCH_PERF_PLAN": plan} if plan else {}
     runs = []
     for i in range(count):
-        runs.append(_perf_suite_run(rungs, args.threads, args.pytest_args, env))
+        runs.append(_perf_suite_run(rungs, args.threads, args.timer, args.pytest_args, env))
         print(f"  suite run {i + 1}/{count}: {len(runs[-1])} cases", flush=True)
     return runs
 
@@ -225,7 +229,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     selected = set(_expand_rungs(_csv(args.rungs)))  # unknown names fail here, with suggestions
     if not selected:
         raise BenchError("--rungs selects no rung")
-    info = perf.machine(args.threads)
+    info = perf.machine(args.threads, args.timer)
     key = perf.machine_key(info)
     print(f"machine: {key}")
     if args.save:
@@ -360,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="threads for torch, OpenMP, MKL and the tokenizers while timing; part of the machine's baseline "
                         "key (default: %(default)s, the steadiest on a shared 2-core machine)")
+    p.add_argument("--timer", choices=("cpu", "wall"), default="cpu",
+                   help="what rounds are timed with: cpu (the process's CPU time; default: time the scheduler gives "
+                        "to other processes is not counted) or wall (counts waiting too); part of the baseline key")
     p.add_argument("--runs", type=int, default=None,
                    help="fresh suite processes, each case judged on its median ratio over them (default: 3 with --save, "
                         "1 with --check)")

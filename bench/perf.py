@@ -43,6 +43,10 @@ from bench.registry import create_rung, get_rung, list_rungs
 BATCH_SIZES = (1, 16)
 DEFAULT_THRESHOLD = 0.25
 DEFAULT_THREADS = 1
+# What a round is timed with: the process's CPU time (default; time the scheduler gave to others is not
+# counted) or the wall clock (counts waiting too: sleeps, blocking I/O, and every neighbour's time slice).
+TIMERS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+DEFAULT_TIMER = "cpu"
 DEFAULT_BASELINE = Path("perf") / "baseline.json"
 ROUND_SECONDS = 0.03  # fast calls are repeated within a round until it lasts about this long
 MIN_ROUNDS, MAX_ROUNDS, CASE_SECONDS = 7, 40, 1.2
@@ -182,26 +186,27 @@ def repeat(fn: Callable[[], Any], calls: int) -> None:
         fn()
 
 
-def _spin(seconds: float) -> None:
-    end = _clock() + seconds
-    while _clock() < end:
+def _spin(seconds: float, clock: Callable[[], float]) -> None:
+    end = clock() + seconds
+    while clock() < end:
         pass
 
 
 class Slowed(Rung):
     """Test hook for the gate: ``rung`` taking ``factor`` times as long on every call — it does its prediction,
-    then keeps the CPU busy for ``factor - 1`` times as long as that took."""
+    then keeps the CPU busy for ``factor - 1`` times as long as that took, by ``clock`` (the gate's timer)."""
 
-    def __init__(self, rung: Rung, factor: float) -> None:
-        self.rung, self.factor = rung, factor
+    def __init__(self, rung: Rung, factor: float, clock: Callable[[], float] | None = None) -> None:
+        self.rung, self.factor, self.clock = rung, factor, clock
 
     def fit(self, train: Split, validation: Split) -> "Slowed":
         return self
 
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
-        t0 = _clock()
+        clock = self.clock or _clock
+        t0 = clock()
         out = self.rung.predict_proba(inputs)
-        _spin((self.factor - 1) * (_clock() - t0))
+        _spin((self.factor - 1) * (clock() - t0), clock)
         return out
 
 
@@ -335,22 +340,24 @@ def cpu_identity() -> dict[str, Any]:
     return {"isa": [f for f in ISA_FLAGS if f in have], "cpu_id": ident}
 
 
-def machine(threads: int) -> dict[str, Any]:
+def machine(threads: int, timer: str = DEFAULT_TIMER) -> dict[str, Any]:
     """What the numbers are measured on; :func:`machine_key` of it says which baseline applies."""
     from bench.environment import cpu_model, git_commit
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), **cpu_identity(), "cpu_count": cpus, "threads": threads, "arch": platform.machine(),
+    return {"cpu": cpu_model(), **cpu_identity(), "cpu_count": cpus, "threads": threads, "timer": timer,
+            "arch": platform.machine(),
             "python": platform.python_version(), "torch": version("torch"), "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def machine_key(info: Mapping[str, Any]) -> str:
-    """The kind of machine a baseline belongs to: CPU model (name and family-model-stepping), ISA, cores and timing
-    threads. Software versions are part of what the gate checks, so they are not in the key."""
+    """The kind of machine a baseline belongs to, and how it was timed: CPU model (name and family-model-stepping),
+    ISA, cores, threads and timer. Software versions are part of what the gate checks, so they are not in it."""
     isa = " ".join(info.get("isa", [])) or "-"
     ident = f" ({info['cpu_id']})" if info.get("cpu_id") else ""
-    return f"{info['cpu']}{ident} [{isa}] {info['cpu_count']} cpus, {info['threads']} thread(s)"
+    timer = info.get("timer", DEFAULT_TIMER)
+    return f"{info['cpu']}{ident} [{isa}] {info['cpu_count']} cpus, {info['threads']} thread(s), {timer} time"
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
@@ -367,10 +374,10 @@ def baseline_for(stored: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str
     return stored.get("machines", {}).get(machine_key(info))
 
 
-def plan_cases(path: str | Path, threads: int) -> dict[str, Any] | None:
+def plan_cases(path: str | Path, threads: int, timer: str = DEFAULT_TIMER) -> dict[str, Any] | None:
     """Cases of the baseline entry for this machine (their calls per round and rounds); None when the file has
     no entry for this machine kind."""
-    entry = baseline_for(read_baseline(Path(path)), machine(threads))
+    entry = baseline_for(read_baseline(Path(path)), machine(threads, timer))
     return entry["cases"] if entry else None
 
 

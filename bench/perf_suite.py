@@ -6,7 +6,8 @@ Run it directly for pytest-benchmark's own features (``--benchmark-save``, ``--b
     python -m pytest bench/perf_suite.py -p no:cacheprovider -o addopts= --benchmark-only
 
 Environment: ``BENCH_PERF_RUNGS`` (comma-separated wildcards, default every rung), ``BENCH_PERF_THREADS``
-(threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers; default 1), ``BENCH_PERF_PLAN`` (a baseline
+(threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers; default 1), ``BENCH_PERF_TIMER`` (``cpu``,
+the default, or ``wall``: what the gate's rounds are timed with), ``BENCH_PERF_PLAN`` (a baseline
 JSON: the entry for this machine gives each case's calls per round, rounds and reference calls, so rounds
 do the same work as the baseline's) and ``BENCH_PERF_SLOWDOWN`` (``rung=factor``; a test hook that makes a
 rung take ``factor`` times as long).
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import os
 
-# Before numpy, torch or the tokenizers load (any `bench` import loads numpy): their thread pools read these
-# once. bench.perf.thread_env is the same list, for the `bench perf` command's subprocesses.
+# For the libraries not loaded yet (torch, the tokenizers): their thread pools read these once. numpy may be
+# loaded already (importing bench/__init__ loads it), so its pool is limited below with threadpoolctl.
+# bench.perf.thread_env is the same list, set on the `bench perf` command's subprocesses before they start.
 THREADS = int(os.environ.setdefault("BENCH_PERF_THREADS", "1"))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
@@ -35,6 +37,9 @@ from bench.cache import disabled  # noqa: E402
 from bench.registry import list_rungs  # noqa: E402
 
 torch.set_num_threads(THREADS)
+threadpool_limits(THREADS)  # pools already loaded (numpy's BLAS); the ladder fixture repeats it after the rungs load
+TIMER = os.environ.get("BENCH_PERF_TIMER", perf.DEFAULT_TIMER)
+CLOCK = perf.TIMERS[TIMER]
 
 
 def _selected() -> list[str]:
@@ -49,9 +54,9 @@ def _plans() -> dict:
     path = os.environ.get("BENCH_PERF_PLAN")
     if not path:
         return {}
-    cases = perf.plan_cases(path, THREADS)
+    cases = perf.plan_cases(path, THREADS, TIMER)
     if cases is None:
-        warnings.warn(f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS))}): "
+        warnings.warn(f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS, TIMER))}): "
                       "calls per round are planned afresh, so round times need not compare with another run's")
     return cases or {}
 
@@ -71,7 +76,7 @@ def ladder(dataset):
     fitted = perf.fit_ladder(RUNGS, dataset)
     for name, factor in perf.parse_slowdowns(os.environ.get("BENCH_PERF_SLOWDOWN")).items():
         if name in fitted:
-            fitted[name] = perf.Slowed(fitted[name], factor)
+            fitted[name] = perf.Slowed(fitted[name], factor, CLOCK)
     threadpool_limits(THREADS)  # whatever pools the rungs' libraries brought, after they loaded
     return fitted
 
@@ -103,17 +108,24 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
 
         def setup() -> None:  # not timed by pytest-benchmark: each reference part, just before each round
             for name, part in reference.parts.items():
-                t0 = time.perf_counter()
+                t0 = CLOCK()
                 perf.repeat(part, part_calls[name])
-                parts[name].append((time.perf_counter() - t0) / part_calls[name])
+                parts[name].append((CLOCK() - t0) / part_calls[name])
+
+        timed: list[float] = []  # the gate's own round times, by TIMER (pytest-benchmark keeps wall-clock ones)
+
+        def one_round() -> None:
+            t0 = CLOCK()
+            perf.repeat(call, calls)
+            timed.append(CLOCK() - t0)
 
         benchmark.group = rung
         pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
         benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls, "part_calls": part_calls,
-                                     "threads": torch.get_num_threads(), "pools": pools})
-        benchmark.pedantic(perf.repeat, args=(call, calls), setup=setup, rounds=rounds, warmup_rounds=1)
+                                     "threads": torch.get_num_threads(), "pools": pools, "timer": TIMER})
+        benchmark.pedantic(one_round, setup=setup, rounds=rounds, warmup_rounds=1)
     if benchmark.stats is None:  # --benchmark-disable: nothing was timed
         return
-    per_call = [t / calls for t in benchmark.stats.stats.data]
-    # setup ran before the warm-up round and before each timed round, in that order
-    benchmark.extra_info.update(perf.estimate(per_call, {n: v[1:1 + len(per_call)] for n, v in parts.items()}))
+    # setup and one_round ran for the warm-up round first, then for each timed round
+    per_call = [t / calls for t in timed[1:1 + rounds]]
+    benchmark.extra_info.update(perf.estimate(per_call, {n: v[1:1 + rounds] for n, v in parts.items()}))

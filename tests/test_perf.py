@@ -111,7 +111,8 @@ def test_thread_env_holds_every_pool_to_the_given_threads():
 def test_baselines_are_stored_per_machine_kind(tmp_path):
     path = tmp_path / "baseline.json"
     amd, intel, intel2 = _machine("AMD EPYC"), _machine("Intel Xeon"), _machine("Intel Xeon", threads=2)
-    assert len({perf.machine_key(m) for m in (amd, intel, intel2)}) == 3
+    wall = {**intel, "timer": "wall"}
+    assert len({perf.machine_key(m) for m in (amd, intel, intel2, wall)}) == 4  # a timer's ratios are its own too
     assert perf.machine_key(intel) == perf.machine_key({**intel, "torch": "2.14.0", "measured_at": "later"})
     perf.write_baseline({"machine": amd, "cases": {"a@1": _case("a", 1, 1.0)}}, path, thresholds={"a": 0.4})
     perf.write_baseline({"machine": intel, "cases": {"a@1": _case("a", 1, 2.0)}}, path)
@@ -160,9 +161,10 @@ def test_the_suite_holds_every_thread_pool_before_anything_loads():
     env = {k: v for k, v in os.environ.items() if k not in perf.thread_env(1) and k != "BENCH_PERF_PLAN"}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={**env, "BENCH_PERF_RUNGS": "majority"},
                           timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["env"] == perf.thread_env(1) and seen["torch"] == 1
-    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]  # numpy's BLAS and OpenMP read it in time
+    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]  # numpy's BLAS too, loaded before the suite
 
 
 def test_check_on_a_machine_kind_without_a_baseline_says_so(tmp_path):
