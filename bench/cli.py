@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a rung's own allowed growth, repeatable: stored in the baseline with --save, for this run only "
                         "with --check (e.g. --limit random=0.5)")
     p.add_argument("--threads", type=int, default=1,
-                   help="threads for torch, OpenMP, MKL and the tokenizers while timing; part of the machine's baseline "
+                   help="threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers while timing; part of the baseline "
                         "key (default: %(default)s, the steadiest on a shared 2-core machine)")
     p.add_argument("--timer", choices=("cpu", "wall"), default="cpu",
                    help="what rounds are timed with: cpu (the process's CPU time; default: time the scheduler gives "
