@@ -163,7 +163,7 @@ def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "benchmark.json"
         suite = str(Path(perf.__file__).with_name("perf_suite.py"))
-        inherited = {k: v for k, v in os.environ.items() if k not in ("BENCH_PERF_PLAN", "BENCH_PERF_RUNGS")}
+        inherited = {k: v for k, v in os.environ.items() if k != "BENCH_PERF_PLAN"}
         done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
                                "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
                               env={**inherited, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs,

@@ -7,14 +7,18 @@ What makes it survive noisy machines (each measured, see README "Latency regress
   (a neighbour on the host, an interrupt, a migration) only ever *adds* time, so the least-disturbed round is
   the steadiest estimate of the work itself. Between fresh processes it moved at most 8-10 % here; the median
   of per-round ratios moved up to 13-15 % at one thread and 22-33 % at two.
+- **CPU time** (``TIMERS``, default ``cpu``). Rounds are timed by the process's CPU time, so time the scheduler
+  gives to other processes is not counted: with both cores saturated, a 0.6 s call never runs undisturbed,
+  and by wall time even its fastest round was +45 %. At one thread CPU time misses only waiting (``wall``).
 - **One thread.** With two threads on a two-core machine every parallel region waits for the slower core; the
-  suite pins torch, OpenMP, MKL and the tokenizers to ``threads`` (default 1) before anything loads.
+  suite holds torch, OpenMP, MKL, OpenBLAS and the tokenizers to ``threads`` (default 1): by environment for
+  the libraries not loaded yet, and by threadpoolctl for the ones already loaded.
 - **A reference timed in the same rounds.** Each case is divided by the geometric mean of the fastest rounds
   of two fixed parts — a float32 matrix product (torch) and pure-Python text handling — so a machine that is
   slower or faster as a whole moves rung and reference together.
 - **A baseline per machine kind.** Ratios do not carry between CPU models (AMD EPYC -> Intel Xeon: 0.60x to
   1.47x, for every reference part), so the baseline file keeps one entry per CPU model (name, family, model,
-  stepping), ISA, core count and thread count, and ``--check`` compares only with its own kind's entry.
+  stepping), ISA, core count, thread count and timer, and ``--check`` compares only with its own kind's entry.
 - **Fresh processes, confirmed failures.** Every suite run is its own Python process; a rung over its limit is
   measured again in more fresh processes and judged on the median of all its runs.
 """

@@ -16,23 +16,21 @@ rung take ``factor`` times as long).
 from __future__ import annotations
 
 import os
+import time
+import warnings
 
-# For the libraries not loaded yet (torch, the tokenizers): their thread pools read these once. numpy may be
-# loaded already (importing bench/__init__ loads it), so its pool is limited below with threadpoolctl.
-# bench.perf.thread_env is the same list, set on the `bench perf` command's subprocesses before they start.
-THREADS = int(os.environ.setdefault("BENCH_PERF_THREADS", "1"))
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
-os.environ["TOKENIZERS_PARALLELISM"] = "true" if THREADS > 1 else "false"
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
-import time  # noqa: E402
-import warnings  # noqa: E402
+from bench import perf  # loads numpy, not torch or the tokenizers
 
-import pytest  # noqa: E402
+# Before torch and the tokenizers load: their thread pools read these once. numpy's is already loaded,
+# so it is limited below with threadpoolctl.
+THREADS = int(os.environ.get("BENCH_PERF_THREADS", perf.DEFAULT_THREADS))
+os.environ.update(perf.thread_env(THREADS))
+
 import torch  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-from bench import perf  # noqa: E402
 from bench.cache import disabled  # noqa: E402
 from bench.registry import list_rungs  # noqa: E402
 
