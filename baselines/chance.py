@@ -13,8 +13,7 @@ from typing import Literal, Self
 import numpy as np
 
 from bench.data import Input, Split
-from bench.protocol import Rung
-from bench.registry import register_rung
+from bench.rungs.protocol import Rung
 
 Strategy = Literal["uniform", "stratified", "majority"]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -77,18 +76,3 @@ class ChanceClassifier(Rung):
 
     def num_parameters(self) -> int:
         return 0 if self.strategy == "uniform" else int(self.prior_.size)
-
-
-@register_rung("random", family="chance", description="Uniformly random class (probabilities 1/C): the floor of the ladder.")
-def random_rung(seed: int = 0) -> ChanceClassifier:
-    return ChanceClassifier("uniform", seed=seed)
-
-
-@register_rung("stratified", family="chance", description="Random class drawn from the training prior, predicted with full confidence.")
-def stratified_rung(seed: int = 0) -> ChanceClassifier:
-    return ChanceClassifier("stratified", seed=seed)
-
-
-@register_rung("majority", family="chance", description="Always the most frequent training class; the class prior as probabilities.")
-def majority_rung(seed: int = 0) -> ChanceClassifier:
-    return ChanceClassifier("majority", seed=seed)

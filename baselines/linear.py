@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.multiclass import OneVsRestClassifier
 
 from bench.data import TaskSpec
-from bench.thresholds import Thresholds
+from bench.evaluate.thresholds import Thresholds
 
 
 def _make(spec: TaskSpec, c: float, max_iter: int, seed: int) -> Any:

@@ -10,8 +10,7 @@ import numpy as np
 from baselines.lexicons import SENTIMENT_LABELS, KeywordTagger, NrcScorer, VaderScorer, nrc_affect
 from bench.data import Input, Split, TaskSpec
 from bench.errors import NotApplicable
-from bench.protocol import Rung
-from bench.registry import register_rung
+from bench.rungs.protocol import Rung
 
 Source = Literal["auto", "keywords", "vader", "nrc"]
 RULES_FILE = "rules.json"
@@ -70,9 +69,3 @@ class RuleClassifier(Rung):
 
     def fit_info(self) -> dict[str, Any]:
         return {"source": self.source_}
-
-
-@register_rung("rules", family="rules",
-               description="Rule-based: VADER lexicon (sentiment), NRC lexicon (emotion) or alias rules with Porter stemming (rules.json).")
-def rules_rung(source: Source = "auto") -> RuleClassifier:
-    return RuleClassifier(source)

@@ -13,8 +13,7 @@ from sklearn.pipeline import FeatureUnion
 from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
 
 from bench.data import Input, Split
-from bench.protocol import Rung
-from bench.registry import register_rung
+from bench.rungs.protocol import Rung
 
 PAIR_SEPARATOR = " ||| "
 PairFeatures = Literal["joined", "combined"]
@@ -114,10 +113,3 @@ class TfidfLogisticRegression(Rung):
     def fit_info(self) -> dict[str, Any]:
         info = {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}
         return {**info, "pair_features": self.pair_features} if self.spec.pair else info
-
-
-@register_rung("tfidf_lr", family="linear",
-               description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.")
-def tfidf_lr(seed: int = 0, c_grid: Sequence[float] = (0.5, 2.0, 8.0, 32.0), max_features: int | None = 300_000,
-             pair_features: PairFeatures = "combined") -> TfidfLogisticRegression:
-    return TfidfLogisticRegression(c_grid=c_grid, max_features=max_features, pair_features=pair_features, seed=seed)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | sweep-mc | report | perf``."""
+"""Command line: ``python -m bench list | run | rescore | sweep-mc | report | perf``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _csv(value: str) -> list[str]:
 
 
 def _expand_rungs(patterns: list[str]) -> list[str]:
-    from bench.registry import get_rung, list_rungs
+    from bench.rungs.registry import get_rung, list_rungs
 
     names: list[str] = []
     for pattern in patterns:
@@ -40,18 +40,19 @@ def _expand_rungs(patterns: list[str]) -> list[str]:
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench.registry import get_rung, list_rungs
+    from bench.rungs.registry import get_rung, list_rungs
 
-    rows = [(i.name, i.family, i.description) for i in map(get_rung, list_rungs(args.pattern))]
+    rows = [(i.name, i.family, ", ".join(i.bases), i.description) for i in map(get_rung, list_rungs(args.pattern))]
     if not rows:
         raise BenchError(f"no rung matches {args.pattern!r}")
-    print(tabulate(rows, headers=["rung", "family", "description"], tablefmt="simple", maxcolwidths=[None, None, 90]))
+    print(tabulate(rows, headers=["rung", "family", "wraps", "description"], tablefmt="simple",
+                   maxcolwidths=[None, None, None, 80]))
     return 0
 
 
 def _parse_options(items: list[str]) -> dict[str, dict]:
     """``RUNG.KEY=VALUE`` strings → {rung: {key: value}}; values are JSON when they parse, else strings."""
-    from bench.registry import get_rung
+    from bench.rungs.registry import get_rung
 
     out: dict[str, dict] = {}
     for item in items:
@@ -84,30 +85,40 @@ def _load_datasets(args: argparse.Namespace) -> list:
 
 
 def _check_options(settings) -> None:
-    """Reject options a rung's factory does not take, before anything runs."""
-    from bench.registry import get_rung
+    """Reject options a rung does not take, and let its registration check their values, before anything runs."""
+    from bench.rungs.registry import CONTEXT_ARGS, get_rung
 
-    reserved = {"seed", "device", "base"}  # set by --seed / --device / the harness
     for rung, opts in settings.options.items():
-        taken = sorted(set(opts) & reserved)
+        info = get_rung(rung)
+        taken = sorted(set(opts) & CONTEXT_ARGS)
         if taken:
-            raise BenchError(f"--option {rung}.{taken[0]}: use --{taken[0]} instead" if taken[0] != "base"
-                             else f"--option {rung}.base: a wrapper's base is fixed by its registration")
-        accepted = get_rung(rung).accepts()
-        unknown = sorted(set(opts) - accepted) if accepted is not None else []
+            raise BenchError(f"--option {rung}.{taken[0]}: use --{taken[0]} instead")
+        if {"base", "bases"} & set(opts):
+            raise BenchError(f"--option {rung}.base: a wrapper's bases are fixed by its registration")
+        allowed = info.options()
+        unknown = sorted(set(opts) - allowed) if allowed is not None else []
         if unknown:
             raise BenchError(f"rung {rung!r} has no option {', '.join(map(repr, unknown))} "
-                             f"(options: {', '.join(sorted(accepted - reserved))})")
-        if isinstance(opts.get("model"), str):
-            from models.hf import resolve_model
+                             f"(options: {', '.join(sorted(allowed))})")
+        info.check_options(settings.options_for(rung))  # e.g. a missing local checkpoint fails here
 
-            resolve_model(opts["model"])  # a missing local checkpoint fails here, before anything runs
+
+def _write_leaderboards(output: str, datasets: Sequence[str]) -> None:
+    from bench.report.leaderboard import write_leaderboard
+    from bench.store.results import ResultStore
+
+    store = ResultStore(output)
+    for name in datasets:
+        paths = write_leaderboard(store, name)
+        if paths:
+            print(f"leaderboard: {paths[0]}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.harness import RunSettings, resolve_device, run
+    from bench.evaluate.harness import RunSettings, resolve_device
+    from bench.pipeline import run
     from bench.profiles import get_profile
-    from bench.registry import list_rungs
+    from bench.rungs.registry import list_rungs
 
     if args.all == bool(args.models):
         raise BenchError("choose the rungs: --all, or --models a,b (wildcards allowed)")
@@ -127,9 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.leaderboard import write_leaderboard
-    from bench.report import write_index, write_report
-    from bench.store import ResultStore
+    from bench.report.leaderboard import write_leaderboard
+    from bench.report.html import write_index, write_report
+    from bench.store.results import ResultStore
 
     store = ResultStore(args.output)
     names = _csv(args.datasets) if args.datasets else store.datasets()
@@ -158,11 +169,11 @@ def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str]
     import tempfile
     from pathlib import Path
 
-    from bench import perf
+    from bench.perf import gate as perf
 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "benchmark.json"
-        suite = str(Path(perf.__file__).with_name("perf_suite.py"))
+        suite = str(Path(perf.__file__).with_name("suite.py"))
         inherited = {k: v for k, v in os.environ.items() if k != "BENCH_PERF_PLAN"}
         done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
                                "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
@@ -214,8 +225,8 @@ def _perf_runs(args: argparse.Namespace, rungs: str, count: int, plan: str | Non
 def cmd_perf(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bench import perf
-    from bench.registry import list_rungs
+    from bench.perf import gate as perf
+    from bench.rungs.registry import list_rungs
 
     if args.save == args.check:
         raise BenchError("say --save (store a new baseline) or --check (compare with it)")
@@ -279,12 +290,35 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench.evaluate.rescore import rescore
+    from bench.store.results import ResultStore
+
+    store = ResultStore(args.output)
+    names = _csv(args.datasets) if args.datasets else store.datasets()
+    if not names:
+        raise BenchError(f"no stored results under {args.output!r}; run `python -m bench run` first")
+    rows = []
+    for name in names:
+        if name not in store.datasets():
+            raise UnknownNameError("dataset with results", name, store.datasets())
+        rows += rescore(store, name)
+    _write_leaderboards(args.output, names)
+    print(tabulate([(r["dataset"], r["rung"], r["status"], r["metrics"], "" if r["max_change"] != r["max_change"]
+                     else f"{r['max_change']:.2g}") for r in rows],
+                   headers=["dataset", "rung", "status", "metrics", "largest change"], tablefmt="simple"))
+    print(f"rescored {sum(r['status'] == 'ok' for r in rows)} result(s) from their stored predictions; nothing refitted")
+    return 0
+
+
 def cmd_sweep_mc(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
-    from bench.harness import RunSettings, apply_profile, resolve_device
-    from bench.profiles import get_profile
-    from bench.store import ResultStore
-    from bench.sweep import sweep_mc, write_sweep
+    from bench.evaluate.harness import RunSettings, resolve_device
+    from bench.profiles import apply_profile, get_profile
+    from bench.store.results import ResultStore
+    from bench.evaluate.sweep import sweep_mc, write_sweep
 
     try:
         iterations = [int(v) for v in _csv(args.iterations)]
@@ -296,7 +330,7 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
     _check_options(settings)
     dataset = apply_profile(load_dataset(args.dataset, data_dir=args.data_dir), settings.profile)
     store = ResultStore(args.output)
-    result = sweep_mc(dataset, settings, store, iterations, args.repeats)
+    result = sweep_mc(dataset, settings, store, iterations, args.repeats, args.rung)
     paths = write_sweep(result, store.root / dataset.name)
     print(paths[1].read_text(encoding="utf-8"))
     print(f"wrote {paths[0]} and {paths[1]}")
@@ -310,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep-mc,report,perf}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,rescore,sweep-mc,report,perf}")
 
     p = sub.add_parser("list", help="list the registered rungs", description="List registered rungs (name, family, description).")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on rung names (default: all)")
@@ -343,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("perf", help="latency regression gate: time every rung against a reference workload",
-                       description="Run the pytest-benchmark suite (bench/perf_suite.py): each rung's predict_proba at batch "
+                       description="Run the pytest-benchmark suite (bench/perf/suite.py): each rung's predict_proba at batch "
                                    "1 and 16 on fixed inputs, in fresh processes at --threads threads, each round timed right after a fixed "
                                    "reference workload (a matrix product and pure-Python text handling). A case's ratio is "
                                    "its fastest round over the reference's. --save stores the ratios as this machine kind's "
@@ -379,10 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     p.set_defaults(func=cmd_perf)
 
-    p = sub.add_parser("sweep-mc", help="ECE and accuracy of MC-Dropout against the number of passes",
-                       description="Sweep the number of MC-Dropout passes on the fine-tuned transformer (reusing its stored "
-                                   "weights when current) and write <output>/<dataset>/mc_sweep.md and .json.")
+    p = sub.add_parser("rescore", help="recompute every registered metric from stored predictions (no refitting)",
+                       description="Recompute every registered metric of every stored result from its predictions.npz, "
+                                   "rewrite result.json (predictions, artifacts, fit times and timestamps are kept) and "
+                                   "the leaderboards. Results stored by an older bench are re-keyed to this version's "
+                                   "configuration layout, so a later run treats them as current.")
+    p.add_argument("--datasets", metavar="X,Y", help="datasets to rescore (default: all with results)")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser("sweep-mc", help="ECE and accuracy of a stochastic rung (MC-Dropout) against its number of passes",
+                       description="Sweep the number of stochastic passes of a rung that declares them (default: the "
+                                   "first in the ladder, MC-Dropout on the fine-tuned transformer), reusing its base's "
+                                   "stored weights when current, and write <output>/<dataset>/mc_sweep.md and .json.")
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
+    p.add_argument("--rung", default=None, help="the stochastic rung (default: the first that declares stochastic passes)")
     p.add_argument("--iterations", default="1,5,10,20,40", help="pass counts T (default: 1,5,10,20,40)")
     p.add_argument("--repeats", type=int, default=3, help="repeats with different dropout seeds (default: 3)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")

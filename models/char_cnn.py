@@ -16,8 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bench.data import Input, Split
-from bench.registry import register_rung
-from bench.splits import subsample
+from bench.data.splits import subsample
 from models.batching import Encoded, collate, iterate, length_grouped_batches
 from models.torch_base import TorchClassifier, read_meta, seed_torch, write_meta
 
@@ -60,7 +59,7 @@ class CharCNN(TorchClassifier):
         weight_decay: float = 1e-4,
         batch_size: int = 64,
         max_epochs: int = 10,
-        min_steps: int = 0,
+        min_steps: int = 1500,
         patience: int = 2,
         class_weights: bool = False,
         lowercase: bool = True,
@@ -143,7 +142,7 @@ class CharCNN(TorchClassifier):
         started = time.perf_counter()
         steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
         max_epochs = max(self.max_epochs, int(np.ceil(self.min_steps / steps_per_epoch)))
-        for epoch in tqdm(range(max_epochs), desc="char_cnn: epochs", leave=False, disable=None):
+        for _epoch in tqdm(range(max_epochs), desc="char_cnn: epochs", leave=False, disable=None):
             self.module_.train()
             for idx in length_grouped_batches(enc_train.lengths, self.batch_size, rng):
                 batch = collate(enc_train, idx, PAD, self.device)
@@ -170,7 +169,7 @@ class CharCNN(TorchClassifier):
         return self.train_info_
 
     def _params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "spec"}
+        return self.get_params()
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -186,11 +185,3 @@ class CharCNN(TorchClassifier):
         rung.module_.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         rung.module_.to(rung.device).eval()
         return rung
-
-
-@register_rung("char_cnn", family="cnn",
-               description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; early stopping on validation loss.")
-def char_cnn(max_chars: int = 256, max_epochs: int = 10, min_steps: int = 1500, patience: int = 2, class_weights: bool = False,
-             max_train: int | None = None, seed: int = 0, device: str = "cpu") -> CharCNN:
-    return CharCNN(max_chars=max_chars, max_epochs=max_epochs, min_steps=min_steps, patience=patience, class_weights=class_weights,
-                   max_train=max_train, seed=seed, device=device)

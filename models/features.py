@@ -14,9 +14,8 @@ import torch
 from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
 from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
-from bench.protocol import Rung
-from bench.registry import register_rung
-from bench.splits import subsample
+from bench.rungs.protocol import Rung
+from bench.data.splits import subsample
 from models.batching import Encoded, PaddingStats, encode, iterate
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
@@ -159,7 +158,7 @@ class FeaturesLR(Rung):
         self.tokenizer_.save_pretrained(folder / "encoder")
         with (folder / HEAD_FILE).open("wb") as fh:
             pickle.dump({"scaler": self.scaler_, "clf": self.clf_}, fh)
-        params = {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "spec"}
+        params = self.get_params()
         write_meta(folder, self.spec, params=params, pooling=self.pooling_, C=self.c_, grid=self.grid_,
                    train_examples=self.train_examples_)
 
@@ -175,12 +174,3 @@ class FeaturesLR(Rung):
             head = pickle.load(fh)
         rung.scaler_, rung.clf_ = head["scaler"], head["clf"]
         return rung
-
-
-@register_rung("features_lr", family="transformer",
-               description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic regression; option features_lr.model=<id or path>.")
-def features_lr(model: str = DEFAULT_MODEL, pooling: str = "auto", max_length: int = 128, max_train: int | None = None,
-                c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0), use_cache: bool = True, trust_remote_code: bool = False,
-                pair_features: str = "joint", seed: int = 0, device: str = "cpu") -> FeaturesLR:
-    return FeaturesLR(model=model, pooling=pooling, max_length=max_length, max_train=max_train, c_grid=c_grid,
-                      use_cache=use_cache, trust_remote_code=trust_remote_code, pair_features=pair_features, seed=seed, device=device)

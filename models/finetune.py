@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from bench.data import Input, Split
-from bench.registry import register_rung
-from bench.splits import subsample
+from bench.data.splits import subsample
 from models.batching import Encoded, collate, encode, length_grouped_batches
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer
 from models.torch_base import TorchClassifier, autocast, read_meta, seed_torch, write_meta
@@ -43,7 +42,7 @@ class FineTunedTransformer(TorchClassifier):
         model: str = DEFAULT_MODEL,
         max_length: int = 128,
         epochs: float = 1.0,
-        min_steps: int = 0,
+        min_steps: int = 500,
         batch_size: int = 32,
         lr: float = 1e-4,
         weight_decay: float = 0.01,
@@ -154,7 +153,7 @@ class FineTunedTransformer(TorchClassifier):
         folder.mkdir(parents=True, exist_ok=True)
         self.module_.save_pretrained(folder / "model", safe_serialization=True)
         self.tokenizer_.save_pretrained(folder / "model")
-        params = {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "spec"}
+        params = self.get_params()
         write_meta(folder, self.spec, params=params, train_info=self.train_info_)
 
     @classmethod
@@ -167,12 +166,3 @@ class FineTunedTransformer(TorchClassifier):
         rung.tokenizer_ = AutoTokenizer.from_pretrained(folder / "model")
         rung.module_ = AutoModelForSequenceClassification.from_pretrained(folder / "model").to(rung.device).eval()
         return rung
-
-
-@register_rung("finetuned", family="transformer",
-               description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end; option finetuned.model=<hub id or path>.")
-def finetuned(model: str = DEFAULT_MODEL, max_length: int = 128, epochs: float = 1.0, min_steps: int = 500, batch_size: int = 32,
-              lr: float = 1e-4, max_train: int | None = None, precision: str = "fp32", trust_remote_code: bool = False,
-              seed: int = 0, device: str = "cpu") -> FineTunedTransformer:
-    return FineTunedTransformer(model=model, max_length=max_length, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr,
-                                max_train=max_train, precision=precision, trust_remote_code=trust_remote_code, seed=seed, device=device)

@@ -87,3 +87,9 @@ def trained_pooling(name: str) -> str:
             if modes.get(key):
                 return mode
     return "cls"
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Fail before a run when a ``model`` option names a local checkpoint that is missing or malformed."""
+    if isinstance(options.get("model"), str):
+        resolve_model(options["model"])

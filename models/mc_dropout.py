@@ -15,12 +15,11 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from bench.cache import cached_array, digest, inputs_digest
 from bench.data import Input, Split
-from bench.protocol import Rung, load_rung, save_rung
-from bench.registry import register_rung
+from bench.errors import NotApplicable
+from bench.rungs.wrapper import Wrapper
 from models.mask_pool import MaskPool, use_pooled_dropout
 from models.torch_base import TorchClassifier
 
-PARAMS_FILE = "mc.json"
 MIN_CACHED = 256
 
 
@@ -51,7 +50,7 @@ def stochastic_copy(module: torch.nn.Module, pool: MaskPool | None = None) -> to
     return stochastic
 
 
-class MCDropoutClassifier(Rung):
+class MCDropoutClassifier(Wrapper):
     """Mean of the softmax (multi-label: sigmoid) probabilities over ``passes`` stochastic forward passes.
 
     Inputs are tokenised and collated once; each batch is then run ``passes`` times, replicated in memory
@@ -66,22 +65,23 @@ class MCDropoutClassifier(Rung):
 
     def __init__(self, base: TorchClassifier, passes: int = 20, max_rows: int = 64, seed: int = 0,
                  sampler: str = "pooled") -> None:
-        self.base = base
+        self._set_bases([base])
         self.passes = passes
         self.max_rows = max_rows
         self.seed = seed
         self.sampler = sampler
 
-    def fit(self, train: Split, validation: Split) -> Self:
+    def fit_own(self, train: Split, validation: Split) -> None:
         if not isinstance(self.base, TorchClassifier):
-            raise TypeError(f"MC-Dropout needs a torch rung, got {type(self.base).__name__}")
+            raise NotApplicable(f"MC-Dropout needs a torch rung, got {type(self.base).__name__}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if not self.base.is_fitted:
-            self.base.fit(train, validation)
-        self.spec = self.base.spec
         self._prepare()
-        return self
+
+    def reseed(self, seed: int) -> None:
+        """Draw from another dropout seed from now on (the MC sweep's repeats)."""
+        self.seed = seed
+        self._prepare()
 
     def _prepare(self) -> None:
         self.pool_ = MaskPool(self.seed) if self.sampler == "pooled" else None
@@ -132,9 +132,6 @@ class MCDropoutClassifier(Rung):
         p = np.clip(self.predict_proba(inputs), 1e-12, 1 - 1e-12)
         return np.log(p / (1 - p)) if self.spec.multilabel else np.log(p)
 
-    def num_parameters(self) -> int:
-        return self.base.num_parameters()
-
     def efficiency_report(self, inputs: Sequence[Input], sample: int = 64) -> dict[str, Any]:
         """The base's padding figures plus the cost of T passes against T deterministic passes, on the
         first ``sample`` inputs: fastest of 3 interleaved timings each, as noise on a shared machine only adds."""
@@ -150,24 +147,8 @@ class MCDropoutClassifier(Rung):
         return {**self.base.efficiency_report(inputs), "mc_passes": self.passes, "mc_sampler": self.sampler,
                 "mc_cost_ratio": min(mc) / (self.passes * min(det)), "mc_cost_sample": len(subset)}
 
-    def fit_info(self) -> dict[str, Any]:
-        return {"passes": self.passes, "sampler": self.sampler, "base": self.base.fit_info()}
+    def own_fit_info(self) -> dict[str, Any]:
+        return {"passes": self.passes, "sampler": self.sampler}
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_rung(self.base, folder / "base")
-        (folder / PARAMS_FILE).write_text(json.dumps({"passes": self.passes, "max_rows": self.max_rows, "seed": self.seed,
-                                                     "sampler": self.sampler}))
-
-    @classmethod
-    def load(cls, folder: Path) -> Self:
-        rung = cls(load_rung(folder / "base"), **json.loads((folder / PARAMS_FILE).read_text()))  # type: ignore[arg-type]
-        rung.spec = rung.base.spec
-        rung._prepare()
-        return rung
-
-
-@register_rung("finetuned+mc", family="transformer+calibration", base="finetuned",
-               description="MC-Dropout (baal) on the fine-tuned transformer: mean softmax of T passes (default 20), every dropout site sampled.")
-def finetuned_mc(base: TorchClassifier, passes: int = 20, seed: int = 0, sampler: str = "pooled") -> MCDropoutClassifier:
-    return MCDropoutClassifier(base, passes=passes, seed=seed, sampler=sampler)
+    def restore(self, state: dict[str, Any]) -> None:
+        self._prepare()

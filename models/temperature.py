@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench.calibration import calibration_error, top_label
+from bench.evaluate.calibration import calibration_error, top_label
 from bench.data import Input, Split
-from bench.errors import NotApplicable
-from bench.protocol import Rung, load_rung, save_rung
-from bench.registry import register_rung
-from bench.splits import subsample
+from bench.rungs.protocol import Rung
+from bench.rungs.wrapper import Wrapper
+from bench.data.splits import subsample
 from models.torch_base import probabilities
-
-PARAMS_FILE = "temperature.json"
-
 
 def _nll(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
     if multilabel:
@@ -44,23 +38,19 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, multilabel: bool = False,
     return float(log_t.exp().item())
 
 
-class TemperatureScaled(Rung):
+class TemperatureScaled(Wrapper):
     """``base``'s logits divided by a temperature T fitted on (at most ``max_calibration`` examples of) the
     validation split. Argmax is unchanged."""
 
     has_logits = True
+    requires_logits = True
 
     def __init__(self, base: Rung, max_calibration: int | None = 1000, seed: int = 0) -> None:
-        self.base = base
+        self._set_bases([base])
         self.max_calibration = max_calibration
         self.seed = seed
 
-    def fit(self, train: Split, validation: Split) -> Self:
-        if not self.base.has_logits:
-            raise NotApplicable(f"{type(self.base).__name__} exposes no logits to scale")
-        if not self.base.is_fitted:
-            self.base.fit(train, validation)
-        self.spec = self.base.spec
+    def fit_own(self, train: Split, validation: Split) -> None:
         validation = subsample(validation, self.max_calibration, self.seed)  # T is one scalar: 1,000 examples pin it down
         z = self.base.predict_logits(validation.inputs)
         self.temperature_ = fit_temperature(z, validation.y, self.spec.multilabel)
@@ -70,7 +60,6 @@ class TemperatureScaled(Rung):
                 p = probabilities(logits, False)
                 self.calibration_[f"val_ece_{name}"] = calibration_error(*top_label(p, validation.y))
                 self.calibration_[f"val_nll_{name}"] = float(-np.mean(np.log(np.clip(p[np.arange(len(p)), validation.y], 1e-12, 1))))
-        return self
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return self.base.predict_logits(inputs) / self.temperature_
@@ -78,37 +67,15 @@ class TemperatureScaled(Rung):
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         return probabilities(self.predict_logits(inputs), self.spec.multilabel)
 
-    def num_parameters(self) -> int:
-        return self.base.num_parameters() + 1
+    def own_parameters(self) -> int:
+        return 1
 
-    def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
-        return self.base.efficiency_report(inputs)
+    def own_fit_info(self) -> dict[str, Any]:
+        return dict(self.calibration_)
 
-    def fit_info(self) -> dict[str, Any]:
-        return {**self.calibration_, "base": self.base.fit_info()}
+    def state(self) -> dict[str, Any]:
+        return dict(self.calibration_)
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_rung(self.base, folder / "base")
-        (folder / PARAMS_FILE).write_text(json.dumps(self.calibration_))
-
-    @classmethod
-    def load(cls, folder: Path) -> Self:
-        rung = cls(load_rung(folder / "base"), max_calibration=None)
-        rung.calibration_ = json.loads((folder / PARAMS_FILE).read_text())
-        rung.temperature_ = rung.calibration_["temperature"]
-        rung.spec = rung.base.spec
-        return rung
-
-
-def _register_ts(base: str, family: str) -> None:
-    @register_rung(f"{base}+ts", family=family, base=base,
-                   description=f"Temperature scaling on {base}: one scalar T fitted on validation NLL (LBFGS).")
-    def factory(base: Rung, max_calibration: int | None = 1000, seed: int = 0) -> TemperatureScaled:
-        return TemperatureScaled(base, max_calibration, seed)
-
-
-for _base, _family in (("tfidf_lr", "linear+calibration"), ("char_cnn", "cnn+calibration"),
-                       ("features_lr", "transformer+calibration"), ("finetuned", "transformer+calibration"),
-                       ("finetuned+mc", "transformer+calibration")):
-    _register_ts(_base, _family)
+    def restore(self, state: dict[str, Any]) -> None:
+        self.calibration_ = dict(state)
+        self.temperature_ = float(state["temperature"])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bench.data import Input, TaskSpec
-from bench.protocol import Rung
+from bench.rungs.protocol import Rung
 from models.batching import Encoded, PaddingStats, iterate
 
 META_FILE = "meta.json"

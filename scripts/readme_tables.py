@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.leaderboard import leaderboard_frame
-from bench.store import ResultStore
+from bench.report.leaderboard import leaderboard_frame
+from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import registry
-from bench.protocol import Rung
+from bench.rungs import registry
+from bench.rungs.protocol import Rung
 
 POSITIVE = ["a wonderful, moving film", "great acting and a lovely story", "i loved every minute", "brilliant and funny",
             "a joy to watch", "superb direction, excellent cast", "beautiful and heartfelt", "delightful fun throughout"]

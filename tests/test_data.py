@@ -10,7 +10,7 @@ import pytest
 
 from bench.data import Columns, load_dataset
 from bench.errors import DataError, UnknownNameError
-from bench.hub import HUB_DATASETS, convert
+from bench.data.hub import HUB_DATASETS, convert
 from tests.conftest import sentiment_rows, write_dataset
 
 CARD = {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.efficiency import folder_size, measure_latency, measure_peak_memory, measure_throughput
+from bench.evaluate.efficiency import folder_size, measure_latency, measure_peak_memory, measure_throughput
 
 
 def test_latency_honours_call_count_and_percentile_order():

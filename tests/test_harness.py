@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from bench.data import load_dataset
-from bench.harness import RunSettings, apply_profile, evaluate, run
-from bench.metrics import compute_scores
+from bench.evaluate.harness import RunSettings, evaluate
+from bench.pipeline import run
+from bench.profiles import apply_profile
+from bench.evaluate.metrics import compute_scores
 from bench.profiles import get_profile
-from bench.protocol import Rung
-from bench.store import ResultStore, to_json
+from bench.rungs.protocol import Rung
+from bench.store.results import ResultStore, to_json
 
 QUICK = RunSettings(profile=get_profile("quick"))
 

@@ -12,9 +12,10 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from bench.data import load_dataset
 from bench.errors import BenchError
-from bench.harness import RunSettings, run
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
 from bench.profiles import get_profile
-from bench.protocol import load_rung, save_rung
+from bench.rungs.protocol import load_rung, save_rung
 from models.batching import encode
 from models.char_cnn import CharCNN
 from models.features import FeaturesLR
@@ -24,7 +25,7 @@ from models.mask_pool import MAX_SLICE, MaskPool
 from models.mc_dropout import MCDropoutClassifier, stochastic_copy
 from models.temperature import TemperatureScaled, fit_temperature
 
-FAST_FT = {"epochs": 20, "lr": 1e-3, "batch_size": 8}
+FAST_FT = {"epochs": 20, "lr": 1e-3, "batch_size": 8, "min_steps": 0}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,9 @@ def test_finetuned_learns_is_deterministic_and_round_trips(finetuned, sentiment,
 
 
 def test_same_seed_same_model(tiny_bert, sentiment):
-    a = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
-    b = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
-    c = FineTunedTransformer(model=tiny_bert, epochs=2, lr=1e-3, batch_size=8, seed=4).fit(sentiment.train, sentiment.validation)
+    a = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
+    b = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
+    c = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=4).fit(sentiment.train, sentiment.validation)
     pa, pb, pc = (r.predict_proba(sentiment.test.inputs) for r in (a, b, c))
     assert np.array_equal(pa, pb) and not np.array_equal(pa, pc)
 
@@ -248,7 +249,7 @@ def test_temperature_composes_over_classical_and_mc(finetuned, sentiment):
 @pytest.mark.parametrize("name", ["toy_sentiment", "toy_pairs", "toy_tags"])
 def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
     ds = load_dataset(name, data_dir=toy_data)
-    rung = CharCNN(max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(ds.train, ds.validation)
     probs = rung.predict_proba(ds.test.inputs)
     if ds.spec.multilabel:
         assert ((probs >= 0.5) == ds.test.y).mean() > 0.8
@@ -261,7 +262,7 @@ def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
 
 def test_char_cnn_class_weights_and_truncation(toy_data):
     ds = load_dataset("toy_tags", data_dir=toy_data)
-    rung = CharCNN(max_epochs=1, class_weights=True, max_chars=20).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_epochs=1, class_weights=True, max_chars=20).fit(ds.train, ds.validation)
     assert rung.efficiency_report(ds.test.inputs)["truncated_inputs"] == len(ds.test)
 
 
@@ -318,4 +319,4 @@ def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_pa
     assert np.array_equal(plain.argmax(1), scaled.argmax(1))
     assert results["finetuned+mc"]["efficiency"]["mc_passes"] == 3
     assert "padding_efficiency" in results["finetuned"]["efficiency"]
-    assert results["finetuned+ts"]["config"]["base"] == results["finetuned"]["config_hash"]
+    assert results["finetuned+ts"]["config"]["bases"] == [results["finetuned"]["config_hash"]]

@@ -10,12 +10,13 @@ from sklearn.metrics import f1_score
 
 from baselines.tfidf import TfidfLogisticRegression
 from bench.data import load_dataset
-from bench.harness import RunSettings, run
-from bench.metrics import multi_label_scores
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
+from bench.evaluate.metrics import compute_scores, multi_label_scores
 from bench.profiles import get_profile
-from bench.protocol import load_rung
-from bench.store import ARTIFACT_DIR, ResultStore
-from bench.thresholds import FIXED_THRESHOLD, MIN_POSITIVES, Thresholds, best_f1_threshold
+from bench.rungs.protocol import load_rung
+from bench.store.results import ARTIFACT_DIR, ResultStore, to_json
+from bench.evaluate.thresholds import FIXED_THRESHOLD, MIN_POSITIVES, Thresholds, best_f1_threshold
 from models.batching import encode
 from models.char_cnn import SEP, CharCNN
 
@@ -132,7 +133,7 @@ def test_transformer_pair_encoding_keeps_both_segments_when_truncating(tiny_bert
 
 def test_char_cnn_joins_pairs_with_a_separator(toy_data):
     ds = load_dataset("toy_pairs", data_dir=toy_data)
-    rung = CharCNN(max_epochs=1).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_epochs=1).fit(ds.train, ds.validation)
     ids = rung.encode_inputs([("ab", "ba")]).ids[0]
     assert len(ids) == 5 and ids[2] == SEP and ids[:2] == ids[3:][::-1]
 
@@ -145,9 +146,15 @@ def test_every_pair_rung_but_rules_runs_on_pairs(toy_data, tmp_path, tiny_bert):
     rungs = ["rules", "tfidf_lr", "char_cnn", "features_lr", "finetuned", "finetuned+mc", "finetuned+ts"]
     results = {r["rung"]: r for r in run([ds], rungs, settings, tmp_path)}
     assert results.pop("rules")["status"] == "not_applicable"
+    store = ResultStore(tmp_path)
     for name, r in results.items():
         assert r["status"] == "ok", (name, r.get("error"))
-        assert 0 <= r["metrics"]["ece"] <= 1 and r["metrics"]["nll"] > 0
+        probs, labels = store.load_predictions("toy_pairs", name)
+        assert probs.shape == (len(ds.test), 2) and np.array_equal(labels, ds.test.y)
+        recomputed = compute_scores(ds.spec, probs, labels, thresholds=None)
+        assert json.loads(to_json(r["metrics"])) == json.loads(to_json(recomputed))  # stored scores are these predictions'
+    # a pair is a paraphrase exactly when its two texts are equal: TF-IDF's pair features must see both texts
+    assert results["tfidf_lr"]["metrics"]["accuracy"] >= 0.9
 
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import registry
+from bench.rungs import registry
 from bench.data import load_dataset
-from bench.harness import RunSettings, run
-from bench.leaderboard import leaderboard_frame
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
+from bench.report.leaderboard import leaderboard_frame
 from bench.profiles import get_profile
-from bench.store import ResultStore
+from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from bench.data import load_dataset
-from bench.harness import RunSettings, run
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
 from bench.profiles import get_profile
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer, trained_pooling
 from models.mask_pool import MaskPool

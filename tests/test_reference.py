@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from bench.data import load_dataset
-from bench.harness import RunSettings, run
-from bench.metrics import compute_scores
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
+from bench.evaluate.metrics import compute_scores
 from bench.profiles import get_profile
-from bench.store import ResultStore, to_json
-from bench.thresholds import Thresholds
+from bench.store.results import ResultStore, to_json
+from bench.evaluate.thresholds import Thresholds
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CLASSICAL = ["random", "stratified", "majority", "rules", "tfidf_lr"]

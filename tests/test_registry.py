@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import UnknownNameError
-from bench.registry import create_rung, get_rung, list_rungs
+from bench.rungs.registry import create_rung, get_rung, list_rungs
 
 LADDER = ["random", "stratified", "majority", "rules", "tfidf_lr"]
 

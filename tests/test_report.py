@@ -12,12 +12,13 @@ import pytest
 
 from bench.cli import main
 from bench.data import load_dataset
-from bench.harness import RunSettings, run
-from bench.leaderboard import leaderboard_frame
-from bench.plots import pareto_front
+from bench.evaluate.harness import RunSettings
+from bench.pipeline import run
+from bench.report.leaderboard import leaderboard_frame
+from bench.report.plots import pareto_front
 from bench.profiles import get_profile
-from bench.report import INDEX_FILE, PLOTS_DIR, REPORT_FILE, write_index, write_report
-from bench.store import ResultStore
+from bench.report.html import INDEX_FILE, PLOTS_DIR, REPORT_FILE, write_index, write_report
+from bench.store.results import ResultStore
 from tests.browser import chromium, render
 from tests.conftest import make_toy_data, register_exploding
 
@@ -119,8 +120,8 @@ def test_report_needs_no_model(reports, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded or built")
 
-    monkeypatch.setattr("bench.protocol.load_rung", refuse)
-    monkeypatch.setattr("bench.registry.create_rung", refuse)
+    monkeypatch.setattr("bench.rungs.protocol.load_rung", refuse)
+    monkeypatch.setattr("bench.rungs.registry.create_rung", refuse)
     page = write_report(ResultStore(copy), "toy_tags", data_dir=data).read_text()
     assert page == (out / "toy_tags" / REPORT_FILE).read_text()
 

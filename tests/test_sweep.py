@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from bench.cli import main
 from bench.data import load_dataset
-from bench.harness import RunSettings, apply_profile
+from bench.evaluate.harness import RunSettings
+from bench.profiles import apply_profile
 from bench.profiles import get_profile
-from bench.store import ResultStore
-from bench.sweep import sweep_mc, write_sweep
+from bench.store.results import ResultStore
+from bench.evaluate.sweep import sweep_mc, write_sweep
 
 
 def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
@@ -20,9 +22,15 @@ def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
     result = sweep_mc(ds, settings, ResultStore(tmp_path), [4, 1, 2], repeats=2)
     assert [row["passes"] for row in result["summary"]] == [1, 2, 4]
     assert len(result["runs"]) == 6 and {r["repeat"] for r in result["runs"]} == {0, 1}
-    for row in result["summary"]:
-        assert 0 <= row["ece_mean"] <= 1 and row["ece_std"] >= 0 and 0 <= row["accuracy_mean"] <= 1
-    assert 0 <= result["deterministic"]["accuracy"] <= 1
+    runs = pd.DataFrame(result["runs"])
+    for row in result["summary"]:  # the summary is the mean and sd over the repeats of each pass count
+        same = runs[runs["passes"] == row["passes"]]
+        assert row["ece_mean"] == pytest.approx(same["ece"].mean()) and row["ece_std"] == pytest.approx(same["ece"].std())
+        assert row["accuracy_mean"] == pytest.approx(same["accuracy"].mean())
+    # each repeat draws its own dropout masks: the 4-pass estimates of the two repeats differ
+    four = runs[runs["passes"] == 4].set_index("repeat")["ece"]
+    assert four[0] != four[1]
+    assert result["rung"] == "finetuned+mc" and result["base"] == "finetuned"
     json_path, md_path = write_sweep(result, tmp_path / "toy_sentiment")
     assert json.loads(json_path.read_text())["iterations"] == [1, 2, 4]
     assert "± " in md_path.read_text() and "Deterministic" in md_path.read_text()

@@ -18,17 +18,16 @@ import numpy as np
 
 from bench import __version__, cache
 from bench.data import Dataset
-from bench.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
 from bench.environment import environment
 from bench.errors import BenchError, NotApplicable
-from bench.leaderboard import write_leaderboard
-from bench.metrics import compute_scores
+from bench.evaluate.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
+from bench.evaluate.metrics import METRICS_VERSION, compute_scores
+from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
-from bench.protocol import Rung, check_probabilities, load_rung, save_rung
-from bench.registry import create_rung, get_rung
-from bench.splits import subsample
-from bench.store import ARTIFACT_DIR, ResultStore
-from bench.thresholds import Thresholds
+from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung
+from bench.rungs.registry import RungInfo, create_rung, get_rung
+from bench.rungs.wrapper import Wrapper
+from bench.store.results import ARTIFACT_DIR, ResultStore
 
 log = logging.getLogger("bench")
 
@@ -45,8 +44,9 @@ class RunSettings:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rung user options (--option)
 
     def options_for(self, rung: str) -> dict[str, Any]:
-        """Factory keyword arguments for ``rung``: the profile's, overridden by the user's."""
-        return {**self.profile.options_for(rung), **self.options.get(rung, {})}
+        """Factory keyword arguments for ``rung``: those its registration declares for the profile, overridden by
+        the user's."""
+        return {**get_rung(rung).options_for(self.profile.name), **self.options.get(rung, {})}
 
 
 def resolve_device(device: str) -> str:
@@ -76,19 +76,11 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def apply_profile(dataset: Dataset, profile: Profile) -> Dataset:
-    """The dataset with train/validation (and, in ``quick``, test) capped by the profile."""
-    caps = {"train": profile.max_train, "validation": profile.max_validation, "test": profile.max_test}
-    splits = {name: subsample(split, caps[name]) for name, split in dataset.splits.items()}
-    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, dataset.notes)
-
-
 def config_for(rung: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
-    """The configuration a stored result is keyed on (a wrapper's includes its base's hash)."""
-    base = get_rung(rung).base
+    """The configuration a stored result is keyed on (a wrapper's includes its bases' hashes)."""
     return {
         "rung": rung,
-        "base": None if base is None else config_hash(config_for(base, dataset, settings)),
+        "bases": [config_hash(config_for(base, dataset, settings)) for base in get_rung(rung).bases],
         "options": settings.options_for(rung),
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
@@ -121,23 +113,48 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficienc
     return eff
 
 
+def _stored_or_built(name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
+    """Rung ``name`` fitted already when the store holds its current artifact (with its stored fit time), else
+    built afresh (fit time 0: the caller fits it)."""
+    stored = store.read(dataset.name, name)
+    artifact = store.rung_dir(dataset.name, name) / ARTIFACT_DIR
+    current = config_hash(config_for(name, dataset, settings))
+    if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
+        log.info("%s: reusing the fitted %s", dataset.name, name)
+        return load_rung(artifact), float(stored["efficiency"]["fit_seconds"])
+    return build_rung(name, dataset, settings, store)
+
+
 def build_rung(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
-    """Create a rung; a wrapper gets its base already fitted when the store holds the base's current
-    artifact (fine-tune once, evaluate every calibration from the same weights). Also returns the
-    stored fit time of what was reused (0 if nothing was)."""
+    """Create a rung; a wrapper gets its bases already fitted where the store holds their current artifacts
+    (fine-tune once, evaluate every calibration from the same weights). Also returns the stored fit time of
+    what was reused (0 if nothing was)."""
     info = get_rung(rung_name)
     context = {"seed": settings.seed, "device": settings.device}
-    if info.base is None:
-        return create_rung(rung_name, context=context, **settings.options_for(rung_name)), 0.0
-    stored = store.read(dataset.name, info.base)
-    artifact = store.rung_dir(dataset.name, info.base) / ARTIFACT_DIR
-    current = config_hash(config_for(info.base, dataset, settings))
-    if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
-        base, reused = load_rung(artifact), float(stored["efficiency"]["fit_seconds"])
-        log.info("%s/%s: reusing the fitted %s", dataset.name, rung_name, info.base)
-    else:
-        base, reused = build_rung(info.base, dataset, settings, store)
-    return create_rung(rung_name, context=context, base=base, **settings.options_for(rung_name)), reused
+    options = settings.options_for(rung_name)
+    if not info.bases:
+        return create_rung(rung_name, context=context, **options), 0.0
+    built = [_stored_or_built(base, dataset, settings, store) for base in info.bases]
+    if "logits" in info.capabilities.needs:
+        without = [name for name, (rung, _) in zip(info.bases, built) if not rung.has_logits]
+        if without:
+            raise NotApplicable(f"{rung_name} needs logits, and {', '.join(without)} exposes none")
+    bases = {"base": built[0][0]} if len(built) == 1 else {"bases": [rung for rung, _ in built]}
+    return create_rung(rung_name, context=context, **bases, **options), sum(seconds for _, seconds in built)
+
+
+def not_applicable(info: RungInfo, dataset: Dataset) -> str | None:
+    """Why the rung's declared capabilities rule this dataset out, or None."""
+    why = info.capabilities.unsupported(dataset.spec.label_kind, dataset.spec.pair)
+    return None if why is None else f"{info.name} {why}"
+
+
+def _own_size(rung: Rung, folder: Any) -> int:
+    """Bytes of a saved rung less its bases' folders (a wrapper's own state)."""
+    total = folder_size(folder)
+    if isinstance(rung, Wrapper):
+        total -= sum(folder_size(f) for f in type(rung).base_folders(folder))
+    return total
 
 
 def tune_thresholds(rung: Rung, dataset: Dataset) -> Thresholds:
@@ -162,7 +179,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         return stored
     result: dict[str, Any] = {
         "dataset": dataset.name, "rung": rung_name, "family": info.family, "description": info.description,
-        "status": "ok", "config": config, "config_hash": chash, "dataset_fingerprint": dataset.fingerprint,
+        "bases": list(info.bases), "status": "ok", "config": config, "config_hash": chash, "dataset_fingerprint": dataset.fingerprint,
         "data": {"source": dataset.source, "notes": list(dataset.notes), "task": dataset.spec.task_type,
                  "labels": list(dataset.spec.labels), **{name: len(s) for name, s in dataset.splits.items()}},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -171,25 +188,34 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
     probs = None
     started = time.perf_counter()
     try:
+        why = not_applicable(info, dataset)
+        if why:
+            raise NotApplicable(why)
         seed_everything(settings.seed)
         rung, reused_fit_seconds = build_rung(rung_name, dataset, settings, store)
         t0 = time.perf_counter()
         rung.fit(dataset.train, dataset.validation)
         own_fit_seconds = time.perf_counter() - t0
-        fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its base's training
+        fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its bases' training
         thresholds = tune_thresholds(rung, dataset) if dataset.spec.multilabel else None
         t0 = time.perf_counter()
         probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
         predict_seconds = time.perf_counter() - t0
         result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
+        result["metrics_version"] = METRICS_VERSION
         with store.artifact_dir(dataset.name, rung_name) as folder:
             save_rung(rung, folder)
-            size = folder_size(folder)
+            size, own_size = folder_size(folder), _own_size(rung, folder)
         with cache.disabled():
             report = rung.efficiency_report(test.inputs)
+        params = rung.num_parameters()
+        own_params = rung.own_parameters() if isinstance(rung, Wrapper) else params
+        # totals include the bases' (what deploying the rung costs); *_own count the wrapper alone
         result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
-                                "predict_seconds": predict_seconds, "params": rung.num_parameters(), "size_bytes": size, **report}
-        wrapper = {"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds} if info.base else {}
+                                "fit_seconds_own": own_fit_seconds, "predict_seconds": predict_seconds,
+                                "params": params, "params_own": own_params, "size_bytes": size,
+                                "size_bytes_own": own_size, **report}
+        wrapper = {"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds} if info.bases else {}
         result["fit_info"] = {**rung.fit_info(), **wrapper}
     except NotApplicable as exc:
         result.update(status="not_applicable", reason=str(exc))
@@ -202,34 +228,3 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
     result["environment"] = environment()
     store.write(result, probs, test.y if probs is not None else None)
     return result
-
-
-def summary_line(result: dict[str, Any]) -> str:
-    """A one-line outcome for the console."""
-    head = f"{result['dataset']}/{result['rung']}"
-    if result["status"] != "ok":
-        return f"{head}: {result['status']} ({result.get('reason') or result.get('error')})"
-    m, e = result["metrics"], result["efficiency"]
-    return (f"{head}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
-            f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s")
-
-
-def run(datasets: list[Dataset], rungs: list[str], settings: RunSettings, output: str | Path) -> list[dict[str, Any]]:
-    """Evaluate every rung on every dataset, then write each dataset's leaderboards."""
-    from tqdm.auto import tqdm
-
-    store = ResultStore(output)
-    results = []
-    jobs = [(d, r) for d in datasets for r in rungs]
-    capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
-    with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
-        for dataset, rung in bar:
-            bar.set_postfix_str(f"{dataset.name}/{rung}")
-            result = evaluate(rung, capped[dataset.name], settings, store)
-            tqdm.write(summary_line(result))
-            results.append(result)
-    for d in datasets:
-        paths = write_leaderboard(store, d.name)
-        if paths:
-            tqdm.write(f"leaderboard: {paths[0]}")
-    return results

@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import plots
-from bench.calibration import binary_top_label, top_label
 from bench.data import Dataset, load_dataset
 from bench.errors import BenchError
-from bench.harness import apply_profile
-from bench.leaderboard import best_rows, formatted, leaderboard_frame
-from bench.profiles import Profile
-from bench.registry import get_rung, list_rungs
-from bench.store import ResultStore
-from bench.thresholds import FIXED_THRESHOLD
+from bench.evaluate.calibration import binary_top_label, top_label
+from bench.evaluate.thresholds import FIXED_THRESHOLD
+from bench.profiles import Profile, apply_profile
+from bench.report import plots
+from bench.report.leaderboard import best_rows, formatted, leaderboard_frame
+from bench.rungs.registry import colour_for, get_rung, list_rungs
+from bench.store.results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +116,25 @@ def load_stored(store: ResultStore, dataset: str) -> Stored:
 
 
 def _ladder_position(rung: str) -> tuple[int, str]:
-    order = list_rungs()
+    order = list_rungs()  # rungs no longer registered (a plugin not installed) come last, by name
     return (order.index(rung) if rung in order else len(order), rung)
 
 
-def _root(rung: str) -> str:
-    """The rung a wrapper ultimately wraps (``finetuned+mc+ts`` -> ``finetuned``)."""
+def _bases(stored: Stored, rung: str) -> list[str]:
+    """The rungs ``rung`` wraps: as stored with its result, else as registered."""
+    result = stored.results.get(rung) or {}
+    if "bases" in result:
+        return list(result["bases"])
     try:
-        base = get_rung(rung).base
+        return list(get_rung(rung).bases)
     except BenchError:
-        return rung.split("+")[0]
-    return rung if base is None else _root(base)
+        return []
+
+
+def _root(stored: Stored, rung: str) -> str:
+    """The rung a chain of one-base wrappers ends at (``finetuned+mc+ts`` -> ``finetuned``)."""
+    bases = _bases(stored, rung)
+    return _root(stored, bases[0]) if len(bases) == 1 and bases[0] in stored.results else rung
 
 
 def _family(result: dict[str, Any]) -> str:
@@ -157,7 +164,7 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
         if dataset.fingerprint != fingerprint:
             continue
         try:
-            profile = Profile(**(first.get("config") or {})["profile"])
+            profile = Profile.from_dict((first.get("config") or {})["profile"])
         except (KeyError, TypeError):
             return None, "the stored profile is not readable by this version"
         capped = apply_profile(dataset, profile)
@@ -244,7 +251,7 @@ def _error_analysis(stored: Stored, dataset: Dataset | None, note: str) -> str:
 def _reliability_section(stored: Stored, figs: Figures) -> str:
     roots: dict[str, list[str]] = {}
     for rung in sorted(stored.predictions, key=_ladder_position):
-        roots.setdefault(_root(rung), []).append(rung)
+        roots.setdefault(_root(stored, rung), []).append(rung)
     groups: dict[str, list[str]] = {}  # a rung with no variants shares a figure with its family (the chance rungs)
     for root, rungs in roots.items():
         key = root if len(rungs) > 1 else (_family(stored.results[root]) or root)
@@ -355,6 +362,7 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     data, note = dataset_texts(stored, data_dir)
     plotted = stored.frame[stored.frame["status"] == "ok"].copy()
     plotted["family"] = [_family(stored.results[r]) for r in plotted["rung"]]
+    plotted["colour"] = [colour_for(r, f) for r, f in zip(plotted["rung"], plotted["family"])]
     sections = [f"<h1>{_esc(dataset)}</h1><p class=\"note\">bench report, regenerated from stored results "
                 '(<a href="../index.html">all datasets</a>).</p>']
     sections.append("<h2>Leaderboard</h2>" + _leaderboard_html(stored.frame)

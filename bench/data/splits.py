@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data import Split
+from bench.data.spec import Split
 from bench.errors import DataError
 
 SPLIT_SEED = 0  # fixed, so every rung and every --seed sees the same splits

@@ -1,4 +1,9 @@
-"""The MC-Dropout sweep: ECE and accuracy against the number of stochastic passes, mean ± std over repeats."""
+"""The MC sweep: ECE and accuracy of a stochastic rung against its number of passes, mean ± std over repeats.
+
+It applies to any rung whose registration declares stochastic passes (``Capabilities(stochastic=True)``): a
+one-base wrapper with ``sample_probs(inputs, passes) -> [T, N, C]`` and ``reseed(seed)``, whose base is its
+deterministic counterpart.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.calibration import calibration_error, top_label
+from bench.evaluate.calibration import calibration_error, top_label
 from bench.data import Dataset
 from bench.errors import BenchError
-from bench.harness import RunSettings, build_rung, config_hash, config_for
-from bench.store import ResultStore, to_json
+from bench.evaluate.harness import RunSettings, build_rung, config_for, config_hash
+from bench.rungs.registry import get_rung, list_rungs
+from bench.store.results import ResultStore, to_json
 
-MC_RUNG = "finetuned+mc"
+
+def stochastic_rungs() -> list[str]:
+    """Registered rungs that declare stochastic passes, in ladder order."""
+    return [name for name in list_rungs() if get_rung(name).capabilities.stochastic]
 
 
-def sweep_mc(dataset: Dataset, settings: RunSettings, store: ResultStore, iterations: list[int], repeats: int) -> dict[str, Any]:
-    """For each repeat (its own dropout seed) draw ``max(iterations)`` passes once; the estimate for T
-    passes is the mean of the first T, so every T is measured on the same draws within a repeat."""
+def sweep_mc(dataset: Dataset, settings: RunSettings, store: ResultStore, iterations: list[int], repeats: int,
+             rung_name: str | None = None) -> dict[str, Any]:
+    """For each repeat (its own seed) draw ``max(iterations)`` passes once; the estimate for T passes is the mean
+    of the first T, so every T is measured on the same draws within a repeat. ``rung_name`` defaults to the first
+    stochastic rung of the ladder."""
     if not iterations or min(iterations) < 1 or repeats < 1:
         raise BenchError("--iterations must be positive integers and --repeats at least 1")
-    rung, _ = build_rung(MC_RUNG, dataset, settings, store)
+    candidates = stochastic_rungs()
+    if rung_name is None:
+        if not candidates:
+            raise BenchError("no registered rung declares stochastic passes")
+        rung_name = candidates[0]
+    info = get_rung(rung_name)
+    if not info.capabilities.stochastic or info.base is None:
+        raise BenchError(f"rung {rung_name!r} declares no stochastic passes over one base "
+                         f"(rungs that do: {', '.join(candidates) or 'none'})")
+    rung, _ = build_rung(rung_name, dataset, settings, store)
     rung.fit(dataset.train, dataset.validation)
     test, n_bins = dataset.test, settings.ece_bins
     det = rung.base.predict_proba(test.inputs)
@@ -31,8 +51,7 @@ def sweep_mc(dataset: Dataset, settings: RunSettings, store: ResultStore, iterat
     t_max = max(iterations)
     rows = []
     for r in range(repeats):
-        rung.seed = settings.seed + r
-        rung._prepare()
+        rung.reseed(settings.seed + r)
         passes = rung.sample_probs(test.inputs, passes=t_max)
         for t in sorted(iterations):
             conf, correct = top_label(passes[:t].mean(axis=0, dtype=np.float64), test.y)
@@ -41,7 +60,8 @@ def sweep_mc(dataset: Dataset, settings: RunSettings, store: ResultStore, iterat
     summary = frame.groupby("passes").agg(ece_mean=("ece", "mean"), ece_std=("ece", "std"),
                                           accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std")).reset_index()
     return {
-        "dataset": dataset.name, "rung": MC_RUNG, "base_config_hash": config_hash(config_for("finetuned", dataset, settings)),
+        "dataset": dataset.name, "rung": rung_name, "base": info.base,
+        "base_config_hash": config_hash(config_for(info.base, dataset, settings)),
         "iterations": sorted(iterations), "repeats": repeats, "ece_bins": n_bins, "test_examples": len(test),
         "deterministic": reference, "runs": rows, "summary": summary.fillna(0.0).to_dict(orient="records"),
     }
@@ -58,9 +78,9 @@ def write_sweep(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
         "ECE": [f"{m:.4f} ± {s:.4f}" for m, s in zip(summary["ece_mean"], summary["ece_std"])],
         "accuracy": [f"{m:.4f} ± {s:.4f}" for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"])],
     })
-    md = (f"# MC-Dropout sweep — {result['dataset']}\n\n"
+    md = (f"# MC sweep of {result.get('rung', 'the stochastic rung')} — {result['dataset']}\n\n"
           f"{result['test_examples']} test examples, {result['repeats']} repeats (mean ± std), ECE with "
-          f"{result['ece_bins']} equal-width bins. Deterministic fine-tuned model: ECE {det['ece']:.4f}, "
+          f"{result['ece_bins']} equal-width bins. Deterministic base ({result.get('base', 'base')}): ECE {det['ece']:.4f}, "
           f"accuracy {det['accuracy']:.4f}.\n\n" + table.to_markdown(index=False) + "\n")
     (folder / "mc_sweep.md").write_text(md, encoding="utf-8")
     return folder / "mc_sweep.json", folder / "mc_sweep.md"

@@ -41,8 +41,8 @@ import numpy as np
 
 from bench.data import Dataset, Split, TaskSpec
 from bench.errors import BenchError
-from bench.protocol import Rung
-from bench.registry import create_rung, get_rung, list_rungs
+from bench.rungs.protocol import Rung
+from bench.rungs.registry import create_rung, get_rung, with_bases
 
 BATCH_SIZES = (1, 16)
 DEFAULT_THRESHOLD = 0.25
@@ -57,14 +57,6 @@ MIN_ROUNDS, MAX_ROUNDS, CASE_SECONDS = 7, 40, 1.2
 SCHEMA = 2
 # ISA extensions that pick torch's and numpy's kernels: machines that differ in them time differently.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx_vnni", "sve", "asimd")
-# Small, quick fits: timing does not depend on how well a rung learned.
-FIT_OPTIONS: dict[str, dict[str, Any]] = {
-    "finetuned": {"max_train": 256, "epochs": 1, "min_steps": 0, "max_length": 64, "batch_size": 32},
-    "features_lr": {"max_length": 64},
-    "char_cnn": {"max_epochs": 1, "min_steps": 0},
-    # 5 passes time the same per-pass code as 20 in a quarter of the time, so a case gets more rounds
-    "finetuned+mc": {"passes": 5},
-}
 _clock = time.perf_counter
 
 
@@ -138,24 +130,15 @@ class Reference:
 
 
 def fit_ladder(names: Sequence[str], dataset: Dataset, seed: int = 0) -> dict[str, Rung]:
-    """Fit the named rungs (and the bases they wrap) once on ``dataset``; wrappers share their fitted base."""
-    needed: list[str] = []
-
-    def add(name: str) -> None:
-        base = get_rung(name).base
-        if base is not None:
-            add(base)
-        if name not in needed:
-            needed.append(name)
-
-    for name in names:
-        add(name)
-    order = list_rungs()
+    """Fit the named rungs (and the bases they wrap) once on ``dataset``, each with the small, quick fit its
+    registration declares for the latency suite (``perf=``: timing does not depend on how well a rung learned);
+    wrappers share their fitted bases."""
     fitted: dict[str, Rung] = {}
-    for name in sorted(needed, key=lambda n: order.index(n) if n in order else len(order)):
-        base = get_rung(name).base
-        extra = {} if base is None else {"base": fitted[base]}
-        rung = create_rung(name, context={"seed": seed, "device": "cpu"}, **FIT_OPTIONS.get(name, {}), **extra)
+    for name in with_bases(names):
+        info = get_rung(name)
+        bases = [fitted[b] for b in info.bases]
+        extra = {} if not bases else ({"base": bases[0]} if len(bases) == 1 else {"bases": bases})
+        rung = create_rung(name, context={"seed": seed, "device": "cpu"}, **info.perf, **extra)
         fitted[name] = rung.fit(dataset.train, dataset.validation)
     return {n: fitted[n] for n in names}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import Split, TaskSpec, TaskType
+from bench.data.spec import Split, TaskSpec, TaskType
 from bench.errors import DataError
 
 

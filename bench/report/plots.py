@@ -16,23 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.calibration import calibration_error, reliability_table  # noqa: E402
+from bench.evaluate.calibration import calibration_error, reliability_table  # noqa: E402
 
 DPI = 110
-FAMILY_COLOURS = {
-    "chance": "#9e9e9e", "rules": "#8d6e63", "linear": "#1f77b4", "cnn": "#2ca02c",
-    "transformer": "#d62728", "calibration": "#9467bd",
-}
-OTHER_COLOUR = "#17becf"
-
-
-def _colour(family: str) -> str:
-    for key in ("calibration", "transformer", "cnn", "linear", "rules", "chance"):
-        if key in family:
-            return FAMILY_COLOURS[key]
-    return OTHER_COLOUR
-
-
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes (the figure is closed)."""
     buf = io.BytesIO()
@@ -61,9 +47,10 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
 
 
 def _labelled_scatter(ax: Any, frame: pd.DataFrame, x: str, y: str, sizes: np.ndarray | None = None) -> None:
-    """Scatter coloured by family, each point labelled; labels that would overlap are moved down a line."""
+    """Scatter in each rung's colour (``frame["colour"]``, declared at registration), each point labelled; labels
+    that would overlap are moved down a line."""
     for (_, row), s in zip(frame.iterrows(), sizes if sizes is not None else [40] * len(frame)):
-        ax.scatter(row[x], row[y], s=s, color=_colour(row["family"]), alpha=0.75, edgecolor="black", linewidth=0.5, zorder=3)
+        ax.scatter(row[x], row[y], s=s, color=row["colour"], alpha=0.75, edgecolor="black", linewidth=0.5, zorder=3)
     ax.grid(True, alpha=0.3)
     ax.figure.canvas.draw()  # fixes the data-to-pixel transform (log axes, limits)
     placed: list[tuple[float, float]] = []
@@ -77,13 +64,23 @@ def _labelled_scatter(ax: Any, frame: pd.DataFrame, x: str, y: str, sizes: np.nd
         ax.annotate(row["rung"], (row[x], row[y]), xytext=(6, dy), textcoords="offset points", fontsize=8, zorder=4, **leader)
 
 
-def _legend(ax: Any, families: Sequence[str], extra: Sequence[Any] = ()) -> None:
-    """A legend of the family colours present (in ladder order), plus ``extra`` handles."""
+def _legend_label(families: Sequence[str]) -> str:
+    """One legend entry for the families drawn in one colour: their shared ``+suffix`` ("*+calibration") or names."""
+    suffixes = {f.partition("+")[2] for f in families}
+    if len(families) > 1 and len(suffixes) == 1 and "" not in suffixes:
+        return f"*+{suffixes.pop()}"
+    return ", ".join(families)
+
+
+def _legend(ax: Any, frame: pd.DataFrame, extra: Sequence[Any] = ()) -> None:
+    """A legend of the colours present (families in ladder order), plus ``extra`` handles."""
     from matplotlib.lines import Line2D
 
-    present = {_colour(f) for f in families}
-    named = [*FAMILY_COLOURS.items(), ("other", OTHER_COLOUR)]
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=name) for name, c in named if c in present]
+    by_colour: dict[str, list[str]] = {}
+    for family, colour in zip(frame["family"], frame["colour"]):
+        if family not in by_colour.setdefault(colour, []):
+            by_colour[colour].append(family)
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=_legend_label(f)) for c, f in by_colour.items()]
     ax.legend(handles=[*handles, *extra], loc="lower right", fontsize=8)
 
 
@@ -98,7 +95,7 @@ def tradeoff_latency(frame: pd.DataFrame, title: str) -> Figure:
     if front:
         pts = data.loc[front, ["latency p50 (ms)", "macro-F1"]].to_numpy()
         ax.step(pts[:, 0], pts[:, 1], where="post", color="black", linestyle="--", linewidth=1, label="Pareto frontier", zorder=2)
-    _legend(ax, data["family"].tolist(), ax.get_legend_handles_labels()[0])
+    _legend(ax, data, ax.get_legend_handles_labels()[0])
     ax.set_xscale("log")
     ax.set_xlabel("latency p50, one text per call (ms, log scale)")
     ax.set_ylabel("macro-F1 (test)")
@@ -112,7 +109,7 @@ def tradeoff_calibration(frame: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     ax.set_xscale("log")
     _labelled_scatter(ax, data, "ECE", "macro-F1")
-    _legend(ax, data["family"].tolist())
+    _legend(ax, data)
     ax.set_xlabel("ECE (log scale, lower is better)")
     ax.set_ylabel("macro-F1 (test)")
     ax.set_title(f"{title}: quality against calibration")

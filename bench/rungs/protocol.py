@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import pickle
 from abc import ABC, abstractmethod
@@ -12,8 +13,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from bench.data import Input, Split, TaskSpec
+from bench.data.spec import Input, Split, TaskSpec
 
+Target = str | Any  # an object, or "module:object" to import on first use
 ARTIFACT_FILE = "rung.pkl"
 CLASS_FILE = "rung.json"
 
@@ -57,6 +59,11 @@ class Rung(ABC):
         """Extra efficiency figures measured on the test inputs (e.g. padding efficiency), merged into result.json."""
         return {}
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters and their current values (scikit-learn's ``get_params``)."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self" and hasattr(self, name)}
+
     @property
     def is_fitted(self) -> bool:
         """True once :meth:`fit` (or :meth:`load`) has run."""
@@ -80,6 +87,19 @@ class Rung(ABC):
         return obj
 
 
+def resolve(target: Target) -> Any:
+    """The object behind a target: itself, or ``module:object`` imported."""
+    if not isinstance(target, str):
+        return target
+    module, sep, qualname = target.partition(":")
+    if not sep:
+        raise ValueError(f"{target!r} is not a 'module:object' string")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def save_rung(rung: Rung, folder: Path) -> None:
     """Save ``rung`` under ``folder`` with a note of its class, so :func:`load_rung` can restore it."""
     rung.save(folder)
@@ -90,10 +110,7 @@ def save_rung(rung: Rung, folder: Path) -> None:
 def load_rung(folder: Path) -> Rung:
     """Restore a rung written by :func:`save_rung` (only for folders this harness wrote)."""
     spec = json.loads((Path(folder) / CLASS_FILE).read_text())["class"]
-    module, _, qualname = spec.partition(":")
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
+    cls = resolve(spec)
     if not (isinstance(cls, type) and issubclass(cls, Rung)):
         raise TypeError(f"{folder}: {spec} is not a Rung")
     return cls.load(Path(folder))

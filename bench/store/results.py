@@ -2,11 +2,14 @@
 
 result.json schema (``schema_version`` 1):
 
-- ``dataset``, ``rung``, ``family``, ``status`` (``ok`` | ``failed`` | ``not_applicable``),
+- ``dataset``, ``rung``, ``family``, ``bases`` (the rungs a wrapper wraps), ``status`` (``ok`` | ``failed`` | ``not_applicable``),
   ``error`` (failed: the exception line) / ``reason`` (not applicable), ``traceback`` (failed)
-- ``config`` (rung options, profile, seed, device, ECE bins, dataset fingerprint) and ``config_hash``
+- ``config`` (rung options, bases' config hashes, profile caps, seed, device, ECE bins, dataset fingerprint) and
+  ``config_hash``
 - ``dataset_fingerprint``, ``data`` (split sizes, source, notes)
-- ``metrics``: see :class:`bench.metrics.Scores`; ``efficiency``: see :class:`bench.efficiency.Efficiency`
+- ``metrics``: every registered metric (:mod:`bench.evaluate.metrics`) and ``metrics_version``; ``efficiency``: see
+  :class:`bench.evaluate.efficiency.Efficiency` (``params``, ``size_bytes``, ``fit_seconds`` are totals with the
+  bases'; ``*_own`` the wrapper's alone)
 - ``fit_info`` (what fitting chose), ``environment`` (versions, CPU/GPU, git commit), ``created_at``
 
 predictions.npz: ``probs`` ``[N, C]`` float and ``labels`` (``[N]`` ints, or ``[N, C]`` 0/1) for the
@@ -123,6 +126,13 @@ class ResultStore:
         _atomic_write_bytes(folder / RESULT_FILE, lambda fh: fh.write(to_json(payload).encode("utf-8")))
         if probs is None:
             preds.unlink(missing_ok=True)
+        return folder
+
+    def rewrite(self, result: dict[str, Any]) -> Path:
+        """Replace a stored result.json, leaving its predictions and artifact as they are (``bench rescore``)."""
+        folder = self.rung_dir(result["dataset"], result["rung"])
+        payload = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in result.items() if k != "schema_version"}}
+        _atomic_write_bytes(folder / RESULT_FILE, lambda fh: fh.write(to_json(payload).encode("utf-8")))
         return folder
 
     def load_predictions(self, dataset: str, rung: str) -> tuple[np.ndarray, np.ndarray]:

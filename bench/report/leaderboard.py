@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.store import ResultStore
+from bench.evaluate.metrics import list_metrics, lookup
+from bench.store.results import ResultStore
 
 Column = tuple[str, str, str, str | None, Callable[[Any], str]]  # (header, section, key, best: max/min/None, format)
 
@@ -29,46 +30,26 @@ def _fixed(digits: int) -> Callable[[Any], str]:
     return lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
 
 
-def _score(header: str, key: str, best: str = "max") -> Column:
-    return (header, "metrics", key, best, _fixed(4))
+def metric_columns(task: str) -> list[Column]:
+    """The leaderboard columns registered metrics declare for a task type, in registration order."""
+    return [(header, "metrics", f"{m.name}.{key}" if key else m.name, m.direction, _fixed(m.digits))
+            for m in list_metrics(task) if task in m.column_tasks for header, key in m.columns]
 
 
-COLUMNS: list[Column] = [
-    _score("accuracy", "accuracy"),
-    _score("macro-F1", "f1_macro"),
-    _score("ECE", "ece", "min"),
-    _score("Brier", "brier", "min"),
-    ("NLL", "metrics", "nll", "min", _fixed(3)),
+EFFICIENCY_COLUMNS: list[Column] = [
     ("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
     ("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
     ("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse
     ("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
     ("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),
 ]
-# multi-label: accuracy is subset accuracy; decisions at the validation-tuned global threshold, plus per-label thresholds
-MULTILABEL_COLUMNS: list[Column] = [
-    _score("weighted-F1", "f1_weighted"),
-    _score("micro-F1", "f1_micro"),
-    _score("precision", "precision_micro"),
-    _score("recall", "recall_micro"),
-    _score("weighted-F1 (per-label t)", "by_decision.per_label.f1_weighted"),
-    _score("weighted-F1 (t=0.5)", "by_decision.fixed.f1_weighted"),
-    _score("Hamming", "hamming_loss", "min"),
-]
 
 
 def columns_for(results: list[dict[str, Any]]) -> list[Column]:
-    """The leaderboard's columns: multi-label datasets get their decision scores after macro-F1."""
-    if not any((r.get("data") or {}).get("task") == "multi-label" for r in results):
-        return COLUMNS
-    return [*COLUMNS[:2], *MULTILABEL_COLUMNS, *COLUMNS[2:]]
-
-
-def _lookup(section: dict[str, Any] | None, key: str) -> Any:
-    value: Any = section or {}
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+    """The leaderboard's columns: the registered metrics' for the task (multi-label: its decision scores too), then
+    efficiency. ``params``, ``size`` and ``fit (s)`` of a wrapper are totals that include its bases'."""
+    multi = any((r.get("data") or {}).get("task") == "multi-label" for r in results)
+    return [*metric_columns("multi-label" if multi else "single-label"), *EFFICIENCY_COLUMNS]
 
 
 def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -78,7 +59,7 @@ def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     for r in results:
         row: dict[str, Any] = {"rung": r["rung"], "status": r.get("status", "?")}
         for header, section, key, _, _ in columns:
-            row[header] = _lookup(r.get(section), key)
+            row[header] = lookup(r.get(section), key)
         row["note"] = r.get("reason") or r.get("error") or ""
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["rung", "status", *(c[0] for c in columns), "note"])
@@ -88,7 +69,8 @@ def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _columns_of(frame: pd.DataFrame) -> list[Column]:
-    return [c for c in [*COLUMNS, *MULTILABEL_COLUMNS] if c[0] in frame.columns]
+    every = [*metric_columns("single-label"), *metric_columns("multi-label"), *EFFICIENCY_COLUMNS]
+    return list({c[0]: c for c in every if c[0] in frame.columns}.values())
 
 
 def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
@@ -131,7 +113,7 @@ def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | N
     md += (f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. Profile: {', '.join(sorted(map(str, profiles)))}; "
            f"device: {', '.join(sorted(map(str, devices)))}; CPU: {', '.join(sorted(map(str, envs)))}. "
            f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins. "
-           "Latency: one text per call. Sorted by macro-F1.\n")
+           "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. Sorted by macro-F1.\n")
     if any((r.get("data") or {}).get("task") == "multi-label" for r in results):
         md += ("\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
                "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned for its "

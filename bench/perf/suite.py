@@ -3,7 +3,7 @@
 Run it directly for pytest-benchmark's own features (``--benchmark-save``, ``--benchmark-compare``,
 ``--benchmark-compare-fail=median:25%``)::
 
-    python -m pytest bench/perf_suite.py -p no:cacheprovider -o addopts= --benchmark-only
+    python -m pytest bench/perf/suite.py -p no:cacheprovider -o addopts= --benchmark-only
 
 Environment: ``BENCH_PERF_RUNGS`` (comma-separated wildcards, default every rung), ``BENCH_PERF_THREADS``
 (threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers; default 1), ``BENCH_PERF_TIMER`` (``cpu``,
@@ -22,7 +22,7 @@ import warnings
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bench import perf  # loads numpy, not torch or the tokenizers
+from bench.perf import gate as perf  # loads numpy, not torch or the tokenizers
 
 # Before torch and the tokenizers load: their thread pools read these once. numpy's is already loaded,
 # so it is limited below with threadpoolctl.
@@ -32,7 +32,7 @@ os.environ.update(perf.thread_env(THREADS))
 import torch  # noqa: E402
 
 from bench.cache import disabled  # noqa: E402
-from bench.registry import list_rungs  # noqa: E402
+from bench.rungs.registry import list_rungs  # noqa: E402
 
 torch.set_num_threads(THREADS)
 threadpool_limits(THREADS)  # pools already loaded (numpy's BLAS); the ladder fixture repeats it after the rungs load
@@ -55,7 +55,7 @@ def _plans() -> dict:
     cases = perf.plan_cases(path, THREADS, TIMER)
     if cases is None:
         warnings.warn(f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS, TIMER))}): "
-                      "calls per round are planned afresh, so round times need not compare with another run's")
+                      "calls per round are planned afresh, so round times need not compare with another run's", stacklevel=2)
     return cases or {}
 
 

@@ -1,0 +1,95 @@
+"""``bench rescore``: recompute every registered metric of stored results from their predictions, refitting nothing.
+
+It also brings results stored by an older bench up to the current layout of their configuration (the same run
+keyed the way this version keys it), so a later ``bench run`` recognises them as current.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from bench.data.spec import TaskSpec
+from bench.errors import BenchError
+from bench.evaluate.harness import config_hash
+from bench.evaluate.metrics import METRICS_VERSION, compute_scores
+from bench.evaluate.thresholds import Thresholds
+from bench.rungs.registry import get_rung
+from bench.store.results import ResultStore
+
+
+def _bases(result: dict[str, Any]) -> list[str]:
+    if "bases" in result:
+        return list(result["bases"])
+    if (result.get("config") or {}).get("base") is None:
+        return []
+    try:  # results written before bases were stored: the registry knows them
+        return list(get_rung(result["rung"]).bases)
+    except BenchError:
+        raise BenchError(f"{result['dataset']}/{result['rung']}: stored before bases were recorded, and no such rung "
+                         "is registered to say which rungs it wraps") from None
+
+
+def migrate_config(result: dict[str, Any], base_hashes: list[str]) -> dict[str, Any]:
+    """The stored configuration in this version's layout: the bases' (migrated) hashes as ``bases``, the profile
+    without per-rung options (they are in ``options`` already)."""
+    config = {k: v for k, v in (result.get("config") or {}).items() if k != "base"}
+    config["bases"] = base_hashes
+    config["profile"] = {k: v for k, v in (config.get("profile") or {}).items() if k != "rung_options"}
+    return config
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str, Any], float]:
+    """The result with every registered metric recomputed from its stored predictions, and the largest change of a
+    scalar metric it already had (0 when all agree; NaN when it had none)."""
+    probs, labels = store.load_predictions(result["dataset"], result["rung"])
+    data = result.get("data") or {}
+    spec = TaskSpec(result["dataset"], data.get("task", "single-label"), tuple(data.get("labels") or ()))
+    if len(spec.labels) != probs.shape[1]:
+        raise BenchError(f"{result['dataset']}/{result['rung']}: stored labels do not match its predictions")
+    old = result.get("metrics") or {}
+    n_bins = int((result.get("config") or {}).get("ece_bins") or old.get("ece_bins") or 15)
+    thresholds = Thresholds.from_metrics(old, spec.labels) if spec.multilabel and "threshold" in old else None
+    metrics = compute_scores(spec, probs, labels, n_bins, thresholds)
+    before, after = _scalars(old), _scalars(metrics)
+    shared = set(before) & set(after)
+    change = max((abs(after[k] - before[k]) for k in shared), default=math.nan)
+    return {**result, "metrics": metrics, "metrics_version": METRICS_VERSION}, change
+
+
+def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
+    """Rescore every stored result of ``dataset`` in place (result.json only; predictions, artifacts, fit times and
+    timestamps stay). Returns a summary row per result."""
+    results = {r["rung"]: r for r in store.results(dataset)}
+    hashes: dict[str, str] = {}
+    rows = []
+
+    def visit(rung: str) -> str:
+        if rung in hashes:
+            return hashes[rung]
+        result = results.get(rung)
+        if result is None:
+            raise BenchError(f"{dataset}/{rung}: a stored wrapper's base has no stored result")
+        bases = _bases(result)
+        config = result.get("config") or {}
+        if "bases" not in config:  # stored by an older bench: re-key it the way this version does
+            config = migrate_config(result, [visit(b) for b in bases])
+        result = {**result, "bases": bases, "config": config, "config_hash": config_hash(config)}
+        change = math.nan
+        if result.get("status") == "ok":
+            result, change = rescore_result(result, store)
+            result["rescored_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        store.rewrite(result)
+        rows.append({"dataset": dataset, "rung": rung, "status": result.get("status"), "max_change": change,
+                     "metrics": len(result.get("metrics") or {})})
+        hashes[rung] = result["config_hash"]
+        return hashes[rung]
+
+    for rung in results:
+        visit(rung)
+    return rows

@@ -1,0 +1,1 @@
+"""Reports from stored results: leaderboards (Markdown/CSV), HTML reports and their plots."""
