@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast report perf-check perf-save clean
+.PHONY: install run test test-fast lint format report perf-check perf-save clean
 
 .venv/.installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -25,6 +25,14 @@ test: .venv/.installed  ## the whole test suite, slow real-data tests included
 
 test-fast: .venv/.installed  ## unit tests only
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: .venv/.installed  ## ruff: lint and formatting check (what CI enforces)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: .venv/.installed  ## ruff: fix what can be fixed and format
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
 
 report: .venv/.installed
 	$(PY) -m bench report $(ARGS)

@@ -11,14 +11,28 @@ for _name, _strategy, _description in (
     ("stratified", "stratified", "Random class drawn from the training prior, predicted with full confidence."),
     ("majority", "majority", "Always the most frequent training class; the class prior as probabilities."),
 ):
-    register_rung(_name, "baselines.chance:ChanceClassifier", family="chance", description=_description,
-                  fixed={"strategy": _strategy}, style=CHANCE)
+    register_rung(
+        _name,
+        "baselines.chance:ChanceClassifier",
+        family="chance",
+        description=_description,
+        fixed={"strategy": _strategy},
+        style=CHANCE,
+    )
 
-register_rung("rules", "baselines.rules:RuleClassifier", family="rules",
-              description="Rule-based: VADER lexicon (sentiment), NRC lexicon (emotion) or alias rules with Porter "
-                          "stemming (rules.json).",
-              style=PlotStyle("#8d6e63"))
+register_rung(
+    "rules",
+    "baselines.rules:RuleClassifier",
+    family="rules",
+    description="Rule-based: VADER lexicon (sentiment), NRC lexicon (emotion) or alias rules with Porter "
+    "stemming (rules.json).",
+    style=PlotStyle("#8d6e63"),
+)
 
-register_rung("tfidf_lr", "baselines.tfidf:TfidfLogisticRegression", family="linear",
-              description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.",
-              style=PlotStyle("#1f77b4"))
+register_rung(
+    "tfidf_lr",
+    "baselines.tfidf:TfidfLogisticRegression",
+    family="linear",
+    description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.",
+    style=PlotStyle("#1f77b4"),
+)

@@ -28,8 +28,9 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 def text_uniforms(inputs: Sequence[Input], n_cols: int, seed: int) -> np.ndarray:
     """``[N, n_cols]`` uniforms in [0, 1), a deterministic function of each input and the seed."""
-    keys = np.array([zlib.crc32(x.encode() if isinstance(x, str) else "\x1f".join(x).encode()) for x in inputs],
-                    dtype=np.uint64)
+    keys = np.array(
+        [zlib.crc32(x.encode() if isinstance(x, str) else "\x1f".join(x).encode()) for x in inputs], dtype=np.uint64
+    )
     with np.errstate(over="ignore"):
         base = keys * np.uint64(0x100000001B3) + np.uint64(seed & 0xFFFFFFFF) * _GOLDEN
         cols = [_splitmix64(base + np.uint64(j) * _GOLDEN * np.uint64(2)) for j in range(n_cols)]

@@ -15,7 +15,14 @@ from nltk.tokenize import RegexpTokenizer
 _TOKENIZER = RegexpTokenizer(r"[a-z0-9]+(?:'[a-z]+)?")
 SENTIMENT_LABELS = {"negative", "positive", "neutral"}
 #: dataset labels with no NRC affect of the same name, and the affect standing in for them
-NRC_ALIASES = {"love": "trust", "happiness": "joy", "happy": "joy", "sad": "sadness", "angry": "anger", "scared": "fear"}
+NRC_ALIASES = {
+    "love": "trust",
+    "happiness": "joy",
+    "happy": "joy",
+    "sad": "sadness",
+    "angry": "anger",
+    "scared": "fear",
+}
 
 
 @lru_cache(maxsize=1)

@@ -50,13 +50,22 @@ def validation_scores(spec: TaskSpec, clf: Any, x: Any, y: np.ndarray) -> tuple[
         nll = float(np.mean([log_loss(y[:, j], probs[:, j], labels=[0, 1]) for j in range(y.shape[1])]))
         return float(f1_score(y, pred, average="macro", zero_division=0)), nll
     labels = list(range(spec.n_classes))
-    return (float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)),
-            float(log_loss(y, probs, labels=labels)))
+    return (
+        float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)),
+        float(log_loss(y, probs, labels=labels)),
+    )
 
 
 def fit_logistic_regression(
-    spec: TaskSpec, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray,
-    c_grid: Sequence[float], max_iter: int = 2000, seed: int = 0, desc: str = "C grid",
+    spec: TaskSpec,
+    x_train: Any,
+    y_train: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray,
+    c_grid: Sequence[float],
+    max_iter: int = 2000,
+    seed: int = 0,
+    desc: str = "C grid",
 ) -> tuple[Any, float, dict[str, dict[str, float]]]:
     """Fit one model per C; keep the best validation macro-F1 (ties: lower log-loss).
     Returns (classifier, C, {C: validation scores})."""

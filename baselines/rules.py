@@ -30,7 +30,9 @@ def choose_source(spec: TaskSpec) -> Source:
     mapped = [nrc_affect(label) for label in spec.labels]
     if not spec.multilabel and sum(m is not None for m in mapped) >= MIN_NRC_COVERAGE * len(mapped):
         return "nrc"
-    raise NotApplicable(f"no rules for {spec.name!r}: no {RULES_FILE}, and its labels are neither sentiment nor NRC emotions")
+    raise NotApplicable(
+        f"no rules for {spec.name!r}: no {RULES_FILE}, and its labels are neither sentiment nor NRC emotions"
+    )
 
 
 class RuleClassifier(Rung):

@@ -11,7 +11,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
-
 from bench.data import Input, Split
 from bench.rungs.protocol import Rung
 
@@ -27,7 +26,9 @@ def join_inputs(inputs: Sequence[Input], separator: str = PAIR_SEPARATOR) -> lis
 def combine_pair(a: sp.csr_matrix, b: sp.csr_matrix, blocks: Sequence[slice]) -> sp.csr_matrix:
     """Symmetric pair features from the two texts' TF-IDF rows: ``|a - b|`` (what differs), ``a * b``
     (what is shared) and, per block of the union (word, char), the cosine of the two texts."""
-    cosines = [np.asarray(a[:, blk].multiply(b[:, blk]).sum(axis=1)) for blk in blocks]  # rows are L2-normalised per block
+    cosines = [
+        np.asarray(a[:, blk].multiply(b[:, blk]).sum(axis=1)) for blk in blocks
+    ]  # rows are L2-normalised per block
     return sp.hstack([abs(a - b), a.multiply(b), *cosines], format="csr", dtype=np.float32)
 
 
@@ -63,10 +64,22 @@ class TfidfLogisticRegression(Rung):
 
     def _vectorizer(self) -> FeatureUnion:
         common = dict(sublinear_tf=True, min_df=self.min_df, max_features=self.max_features, dtype=np.float32)
-        return FeatureUnion([
-            ("word", TfidfVectorizer(analyzer="word", ngram_range=self.word_ngrams, token_pattern=r"(?u)\b\w+\b", **common)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, preprocessor=self._char_text, **common)),
-        ])
+        return FeatureUnion(
+            [
+                (
+                    "word",
+                    TfidfVectorizer(
+                        analyzer="word", ngram_range=self.word_ngrams, token_pattern=r"(?u)\b\w+\b", **common
+                    ),
+                ),
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=self.char_ngrams, preprocessor=self._char_text, **common
+                    ),
+                ),
+            ]
+        )
 
     def _char_text(self, text: str) -> str:
         """Lower-cased text for character n-grams, cut at ``char_max_chars`` (long posts cost much, add little)."""
@@ -97,7 +110,8 @@ class TfidfLogisticRegression(Rung):
             x_train = self.vectorizer_.fit_transform(join_inputs(train.inputs))
         x_val = self._features(validation.inputs)
         self.clf_, self.c_, self.grid_ = fit_logistic_regression(
-            self.spec, x_train, train.y, x_val, validation.y, self.c_grid, self.max_iter, self.seed, "tfidf_lr: C grid")
+            self.spec, x_train, train.y, x_val, validation.y, self.c_grid, self.max_iter, self.seed, "tfidf_lr: C grid"
+        )
         self.n_features_ = int(x_train.shape[1])
         return self
 

@@ -45,8 +45,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [(i.name, i.family, ", ".join(i.bases), i.description) for i in map(get_rung, list_rungs(args.pattern))]
     if not rows:
         raise BenchError(f"no rung matches {args.pattern!r}")
-    print(tabulate(rows, headers=["rung", "family", "wraps", "description"], tablefmt="simple",
-                   maxcolwidths=[None, None, None, 80]))
+    print(
+        tabulate(
+            rows,
+            headers=["rung", "family", "wraps", "description"],
+            tablefmt="simple",
+            maxcolwidths=[None, None, None, 80],
+        )
+    )
     return 0
 
 
@@ -59,7 +65,9 @@ def _parse_options(items: list[str]) -> dict[str, dict]:
         target, sep, value = item.partition("=")
         rung, dot, key = target.partition(".")
         if not sep or not dot or not key:
-            raise BenchError(f"--option {item!r}: expected RUNG.KEY=VALUE, e.g. finetuned.model=bert-base-uncased")
+            raise BenchError(
+                f"--option {item!r}: expected RUNG.KEY=VALUE, e.g. <rung>.lr=3e-5 (rungs: `python -m bench list`)"
+            )
         get_rung(rung)
         try:
             parsed = json.loads(value)
@@ -77,8 +85,11 @@ def _load_datasets(args: argparse.Namespace) -> list:
             raise BenchError("use --data PATH or --datasets NAMES, not both")
         named = (args.text_column, args.text_pair_column, args.label_column)
         # a folder's dataset.json names its own fields; column flags override it only when given
-        columns = None if named == (None, None, None) else Columns(args.text_column or "text", args.text_pair_column,
-                                                                    args.label_column or "label")
+        columns = (
+            None
+            if named == (None, None, None)
+            else Columns(args.text_column or "text", args.text_pair_column, args.label_column or "label")
+        )
         return [load_dataset(path=args.data, columns=columns)]
     names = _csv(args.datasets) if args.datasets else [DEFAULT_DATASET]
     return [load_dataset(name, data_dir=args.data_dir) for name in names]
@@ -98,8 +109,9 @@ def _check_options(settings) -> None:
         allowed = info.options()
         unknown = sorted(set(opts) - allowed) if allowed is not None else []
         if unknown:
-            raise BenchError(f"rung {rung!r} has no option {', '.join(map(repr, unknown))} "
-                             f"(options: {', '.join(sorted(allowed))})")
+            raise BenchError(
+                f"rung {rung!r} has no option {', '.join(map(repr, unknown))} (options: {', '.join(sorted(allowed))})"
+            )
         info.check_options(settings.options_for(rung))  # e.g. a missing local checkpoint fails here
 
 
@@ -128,8 +140,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ece_bins < 1:
         raise BenchError("--ece-bins must be at least 1")
     options = _parse_options(args.option)
-    settings = RunSettings(profile=profile, seed=args.seed, device=resolve_device(args.device),
-                           ece_bins=args.ece_bins, force=args.force, options=options)
+    settings = RunSettings(
+        profile=profile,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        ece_bins=args.ece_bins,
+        force=args.force,
+        options=options,
+    )
     _check_options(settings)
     datasets = _load_datasets(args)
     results = run(datasets, rungs, settings, args.output)
@@ -138,8 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report.leaderboard import write_leaderboard
     from bench.report.html import write_index, write_report
+    from bench.report.leaderboard import write_leaderboard
     from bench.store.results import ResultStore
 
     store = ResultStore(args.output)
@@ -160,8 +178,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str],
-                    env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def _perf_suite_run(
+    rungs: str, threads: int, timer: str, pytest_args: list[str], env: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """One run of the pytest-benchmark suite over ``rungs``, in a fresh Python process (a process's own state —
     memory layout, thread pools — moves timings too, so runs must not share one): its cases' extra_info by
     ``rung@batch``. The suite's own output is shown only if it fails."""
@@ -175,11 +194,33 @@ def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str]
         report = Path(tmp) / "benchmark.json"
         suite = str(Path(perf.__file__).with_name("suite.py"))
         inherited = {k: v for k, v in os.environ.items() if k != "BENCH_PERF_PLAN"}
-        done = subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--benchmark-only",
-                               "--benchmark-sort=name", f"--benchmark-json={report}", "-o", "addopts=", *pytest_args],
-                              env={**inherited, **(env or {}), **perf.thread_env(threads), "BENCH_PERF_RUNGS": rungs,
-                                   "BENCH_PERF_TIMER": timer},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                suite,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--benchmark-only",
+                "--benchmark-sort=name",
+                f"--benchmark-json={report}",
+                "-o",
+                "addopts=",
+                *pytest_args,
+            ],
+            env={
+                **inherited,
+                **(env or {}),
+                **perf.thread_env(threads),
+                "BENCH_PERF_RUNGS": rungs,
+                "BENCH_PERF_TIMER": timer,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if done.returncode != 0 or not report.is_file():
             print(done.stdout[-6000:], file=sys.stderr)
             raise BenchError(f"the benchmark suite failed (pytest exit {done.returncode})")
@@ -187,8 +228,14 @@ def _perf_suite_run(rungs: str, threads: int, timer: str, pytest_args: list[str]
     cases = {f"{b['extra_info']['rung']}@{b['extra_info']['batch']}": b["extra_info"] for b in runs}
     if not cases:
         raise BenchError("the benchmark suite timed nothing (no case matched)")
-    wrong = sorted({f"{api} {n}" for c in cases.values() for api, n in {"torch": c["threads"], **c["pools"]}.items()
-                    if n != threads})
+    wrong = sorted(
+        {
+            f"{api} {n}"
+            for c in cases.values()
+            for api, n in {"torch": c["threads"], **c["pools"]}.items()
+            if n != threads
+        }
+    )
     if wrong:
         raise BenchError(f"the suite ran with other thread counts than {threads}: {', '.join(wrong)}")
     if {c["timer"] for c in cases.values()} != {timer}:
@@ -230,7 +277,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if args.save == args.check:
         raise BenchError("say --save (store a new baseline) or --check (compare with it)")
-    for name, value, least in (("--threads", args.threads, 1), ("--runs", args.runs, 1), ("--retries", args.retries, 0)):
+    for name, value, least in (
+        ("--threads", args.threads, 1),
+        ("--runs", args.runs, 1),
+        ("--retries", args.retries, 0),
+    ):
         if value is not None and value < least:
             raise BenchError(f"{name} must be at least {least}")
     if args.threshold is not None and not args.threshold > 0:
@@ -257,9 +308,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
     entry = perf.baseline_for(stored, info)
     if entry is None:
         known = "; ".join(stored.get("machines", {})) or "none"
-        message = (f"no baseline in {baseline} for this machine ({key}); it has: {known}. Ratios do not carry between "
-                   f"CPU models, so there is nothing to compare with: store this machine's with "
-                   f"`python -m bench perf --save` and commit it.")
+        message = (
+            f"no baseline in {baseline} for this machine ({key}); it has: {known}. Ratios do not carry between "
+            f"CPU models, so there is nothing to compare with: store this machine's with "
+            f"`python -m bench perf --save` and commit it."
+        )
         if args.unknown_machine == "skip":
             print(f"NOT CHECKED: {message}")
             return 0
@@ -306,27 +359,47 @@ def cmd_rescore(args: argparse.Namespace) -> int:
             raise UnknownNameError("dataset with results", name, store.datasets())
         rows += rescore(store, name)
     _write_leaderboards(args.output, names)
-    print(tabulate([(r["dataset"], r["rung"], r["status"], r["metrics"], "" if r["max_change"] != r["max_change"]
-                     else f"{r['max_change']:.2g}") for r in rows],
-                   headers=["dataset", "rung", "status", "metrics", "largest change"], tablefmt="simple"))
-    print(f"rescored {sum(r['status'] == 'ok' for r in rows)} result(s) from their stored predictions; nothing refitted")
+    print(
+        tabulate(
+            [
+                (
+                    r["dataset"],
+                    r["rung"],
+                    r["status"],
+                    r["metrics"],
+                    "" if r["max_change"] != r["max_change"] else f"{r['max_change']:.2g}",
+                )
+                for r in rows
+            ],
+            headers=["dataset", "rung", "status", "metrics", "largest change"],
+            tablefmt="simple",
+        )
+    )
+    print(
+        f"rescored {sum(r['status'] == 'ok' for r in rows)} result(s) from their stored predictions; nothing refitted"
+    )
     return 0
 
 
 def cmd_sweep_mc(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
     from bench.evaluate.harness import RunSettings, resolve_device
+    from bench.evaluate.sweep import sweep_mc, write_sweep
     from bench.profiles import apply_profile, get_profile
     from bench.store.results import ResultStore
-    from bench.evaluate.sweep import sweep_mc, write_sweep
 
     try:
         iterations = [int(v) for v in _csv(args.iterations)]
     except ValueError:
         raise BenchError(f"--iterations must be comma-separated integers, not {args.iterations!r}") from None
     options = _parse_options(args.option)
-    settings = RunSettings(profile=get_profile(args.profile), seed=args.seed, device=resolve_device(args.device),
-                           ece_bins=args.ece_bins, options=options)
+    settings = RunSettings(
+        profile=get_profile(args.profile),
+        seed=args.seed,
+        device=resolve_device(args.device),
+        ece_bins=args.ece_bins,
+        options=options,
+    )
     _check_options(settings)
     dataset = apply_profile(load_dataset(args.dataset, data_dir=args.data_dir), settings.profile)
     store = ResultStore(args.output)
@@ -340,97 +413,161 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Run a ladder of text classifiers through one harness and compare quality, calibration, speed and cost.",
+        description="Run a ladder of text classifiers through one harness and compare quality, calibration, speed "
+        "and cost.",
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,rescore,sweep-mc,report,perf}")
 
-    p = sub.add_parser("list", help="list the registered rungs", description="List registered rungs (name, family, description).")
+    p = sub.add_parser(
+        "list", help="list the registered rungs", description="List registered rungs (name, family, description)."
+    )
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on rung names (default: all)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="evaluate rungs on datasets and write results and leaderboards",
-                       description="Fit each rung on each dataset, score it on the test split, time it, store "
-                                   "<output>/<dataset>/<rung>/result.json + predictions.npz and write the leaderboards.")
+    p = sub.add_parser(
+        "run",
+        help="evaluate rungs on datasets and write results and leaderboards",
+        description="Fit each rung on each dataset, score it on the test split, time it, store "
+        "<output>/<dataset>/<rung>/result.json + predictions.npz and write the leaderboards.",
+    )
     which = p.add_argument_group("what to run")
     which.add_argument("--all", action="store_true", help="every registered rung")
     which.add_argument("--models", metavar="A,B", help="comma-separated rung names; wildcards allowed ('tfidf*')")
     which.add_argument("--datasets", metavar="X,Y", help=f"comma-separated dataset names (default: {DEFAULT_DATASET})")
     data = p.add_argument_group("data")
-    data.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")
+    data.add_argument(
+        "--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)"
+    )
     data.add_argument("--data", metavar="PATH", help="bring your own: a CSV or JSONL file, or a folder in our layout")
-    data.add_argument("--text-column", default=None, help="text column of --data (default: text, or the folder's dataset.json)")
+    data.add_argument(
+        "--text-column", default=None, help="text column of --data (default: text, or the folder's dataset.json)"
+    )
     data.add_argument("--text-pair-column", default=None, help="second text column of --data, for sentence pairs")
-    data.add_argument("--label-column", default=None,
-                      help="label column of --data (default: label; in JSONL a list of tags means multi-label)")
+    data.add_argument(
+        "--label-column",
+        default=None,
+        help="label column of --data (default: label; in JSONL a list of tags means multi-label)",
+    )
     how = p.add_argument_group("how")
     how.add_argument("--profile", default="default", help="quick | default | full (default: default)")
     how.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     how.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     how.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
     how.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
-    how.add_argument("--option", action="append", default=[], metavar="RUNG.KEY=VALUE",
-                     help="a rung option, repeatable: e.g. finetuned.model=distilbert-base-uncased, 'tfidf_lr.c_grid=[1,4]'")
+    how.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="RUNG.KEY=VALUE",
+        help="a rung option, repeatable; keys are the rung's constructor parameters, values parse as JSON: e.g. "
+        "<rung>.model=distilbert-base-uncased, '<rung>.c_grid=[1,4]'",
+    )
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("perf", help="latency regression gate: time every rung against a reference workload",
-                       description="Run the pytest-benchmark suite (bench/perf/suite.py): each rung's predict_proba at batch "
-                                   "1 and 16 on fixed inputs, in fresh processes at --threads threads, each round timed right after a fixed "
-                                   "reference workload (a matrix product and pure-Python text handling). A case's ratio is "
-                                   "its fastest round over the reference's. --save stores the ratios as this machine kind's "
-                                   "baseline (other kinds' entries are kept); --check compares with it and exits 1 if a "
-                                   "ratio grew by more than the threshold.")
+    p = sub.add_parser(
+        "perf",
+        help="latency regression gate: time every rung against a reference workload",
+        description="Run the pytest-benchmark suite (bench/perf/suite.py): each rung's predict_proba at batch "
+        "1 and 16 on fixed inputs, in fresh processes at --threads threads, each round timed right after a fixed "
+        "reference workload (a matrix product and pure-Python text handling). A case's ratio is "
+        "its fastest round over the reference's. --save stores the ratios as this machine kind's "
+        "baseline (other kinds' entries are kept); --check compares with it and exits 1 if a "
+        "ratio grew by more than the threshold.",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--save", action="store_true",
-                      help="store the measured ratios as this machine kind's baseline (with --rungs: those rungs' cases)")
+    mode.add_argument(
+        "--save",
+        action="store_true",
+        help="store the measured ratios as this machine kind's baseline (with --rungs: those rungs' cases)",
+    )
     mode.add_argument("--check", action="store_true", help="compare with the baseline; exit 1 on a regression")
     p.add_argument("--baseline", default="perf/baseline.json", help="baseline JSON (default: perf/baseline.json)")
     p.add_argument("--rungs", default="*", metavar="A,B", help="rungs to time, wildcards allowed (default: all)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="allowed growth of a ratio, 0.25 = 25%%: with --save stored as the file's default, with --check "
-                        "for this run (default: the file's, else 0.25; a rung's own --limit wins)")
-    p.add_argument("--limit", action="append", default=[], metavar="RUNG=FRACTION",
-                   help="a rung's own allowed growth, repeatable: stored in the baseline with --save, for this run only "
-                        "with --check (e.g. --limit random=0.5)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers while timing; part of the baseline "
-                        "key (default: %(default)s, the steadiest on a shared 2-core machine)")
-    p.add_argument("--timer", choices=("cpu", "wall"), default="cpu",
-                   help="what rounds are timed with: cpu (the process's CPU time; default: time the scheduler gives "
-                        "to other processes is not counted) or wall (counts waiting too); part of the baseline key")
-    p.add_argument("--runs", type=int, default=None,
-                   help="fresh suite processes, each case judged on its median ratio over them (default: 3 with --save, "
-                        "1 with --check)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="--check: rungs over their limit are measured this many more times in fresh processes and "
-                        "judged on the median of all their runs, so one noisy run does not fail the gate (default: %(default)s)")
-    p.add_argument("--unknown-machine", choices=("error", "skip"), default="error",
-                   help="--check on a machine kind the baseline has no entry for: error (exit 2, default) or skip "
-                        "(print NOT CHECKED, exit 0)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="allowed growth of a ratio, 0.25 = 25%%: with --save stored as the file's default, with --check "
+        "for this run (default: the file's, else 0.25; a rung's own --limit wins)",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="RUNG=FRACTION",
+        help="a rung's own allowed growth, repeatable: stored in the baseline with --save, for this run only "
+        "with --check (e.g. --limit random=0.5)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads for torch, OpenMP, MKL, OpenBLAS and the tokenizers while timing; part of the baseline "
+        "key (default: %(default)s, the steadiest on a shared 2-core machine)",
+    )
+    p.add_argument(
+        "--timer",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="what rounds are timed with: cpu (the process's CPU time; default: time the scheduler gives "
+        "to other processes is not counted) or wall (counts waiting too); part of the baseline key",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="fresh suite processes, each case judged on its median ratio over them (default: 3 with --save, "
+        "1 with --check)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="--check: rungs over their limit are measured this many more times in fresh processes and "
+        "judged on the median of all their runs, so one noisy run does not fail the gate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--unknown-machine",
+        choices=("error", "skip"),
+        default="error",
+        help="--check on a machine kind the baseline has no entry for: error (exit 2, default) or skip "
+        "(print NOT CHECKED, exit 0)",
+    )
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     p.set_defaults(func=cmd_perf)
 
-    p = sub.add_parser("rescore", help="recompute every registered metric from stored predictions (no refitting)",
-                       description="Recompute every registered metric of every stored result from its predictions.npz, "
-                                   "rewrite result.json (predictions, artifacts, fit times and timestamps are kept) and "
-                                   "the leaderboards. Results stored by an older bench are re-keyed to this version's "
-                                   "configuration layout, so a later run treats them as current.")
+    p = sub.add_parser(
+        "rescore",
+        help="recompute every registered metric from stored predictions (no refitting)",
+        description="Recompute every registered metric of every stored result from its predictions.npz, "
+        "rewrite result.json (predictions, artifacts, fit times and timestamps are kept) and "
+        "the leaderboards. Results stored by an older bench are re-keyed to this version's "
+        "configuration layout, so a later run treats them as current.",
+    )
     p.add_argument("--datasets", metavar="X,Y", help="datasets to rescore (default: all with results)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
     p.set_defaults(func=cmd_rescore)
 
-    p = sub.add_parser("sweep-mc", help="ECE and accuracy of a stochastic rung (MC-Dropout) against its number of passes",
-                       description="Sweep the number of stochastic passes of a rung that declares them (default: the "
-                                   "first in the ladder, MC-Dropout on the fine-tuned transformer), reusing its base's "
-                                   "stored weights when current, and write <output>/<dataset>/mc_sweep.md and .json.")
+    p = sub.add_parser(
+        "sweep-mc",
+        help="ECE and accuracy of a stochastic rung (MC-Dropout) against its number of passes",
+        description="Sweep the number of stochastic passes of a rung that declares them (default: the "
+        "first in the ladder, MC-Dropout on the fine-tuned transformer), reusing its base's "
+        "stored weights when current, and write <output>/<dataset>/mc_sweep.md and .json.",
+    )
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
-    p.add_argument("--rung", default=None, help="the stochastic rung (default: the first that declares stochastic passes)")
+    p.add_argument(
+        "--rung", default=None, help="the stochastic rung (default: the first that declares stochastic passes)"
+    )
     p.add_argument("--iterations", default="1,5,10,20,40", help="pass counts T (default: 1,5,10,20,40)")
     p.add_argument("--repeats", type=int, default=3, help="repeats with different dropout seeds (default: 3)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)")
+    p.add_argument(
+        "--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)"
+    )
     p.add_argument("--profile", default="default", help="quick | default | full (default: default)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
@@ -439,15 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
     p.set_defaults(func=cmd_sweep_mc)
 
-    p = sub.add_parser("report", help="regenerate leaderboards and HTML reports from stored results",
-                       description="Rewrite <output>/<dataset>/leaderboard.md and .csv, the HTML report "
-                                   "<output>/<dataset>/report.html (its plots also as PNGs in <output>/<dataset>/plots/) "
-                                   "and <output>/index.html, from stored results alone: no model is rerun. The dataset "
-                                   "is read, when found with the same fingerprint, only for texts in the error analysis "
-                                   "and the length distribution.")
+    p = sub.add_parser(
+        "report",
+        help="regenerate leaderboards and HTML reports from stored results",
+        description="Rewrite <output>/<dataset>/leaderboard.md and .csv, the HTML report "
+        "<output>/<dataset>/report.html (its plots also as PNGs in <output>/<dataset>/plots/) "
+        "and <output>/index.html, from stored results alone: no model is rerun. The dataset "
+        "is read, when found with the same fingerprint, only for texts in the error analysis "
+        "and the length distribution.",
+    )
     p.add_argument("--datasets", metavar="X,Y", help="datasets to report (default: all with results)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of prepared datasets, for texts (default: $BENCH_DATA_DIR, else ./data)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder of prepared datasets, for texts (default: $BENCH_DATA_DIR, else ./data)",
+    )
     p.add_argument("--no-html", action="store_true", help="leaderboards only")
     p.set_defaults(func=cmd_report)
     return parser

@@ -19,8 +19,10 @@ def summary_line(result: dict[str, Any]) -> str:
     if result["status"] != "ok":
         return f"{head}: {result['status']} ({result.get('reason') or result.get('error')})"
     m, e = result["metrics"], result["efficiency"]
-    return (f"{head}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
-            f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s")
+    return (
+        f"{head}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
+        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s"
+    )
 
 
 def run(datasets: list[Dataset], rungs: list[str], settings: RunSettings, output: str | Path) -> list[dict[str, Any]]:

@@ -45,13 +45,30 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", max_train=2000, max_validation=500, max_test=500, latency_warmup=2,
-                     latency_min_calls=20, latency_min_seconds=0.2, latency_max_seconds=2.0,
-                     throughput_batch=64, throughput_repeats=3),
+    "quick": Profile(
+        "quick",
+        max_train=2000,
+        max_validation=500,
+        max_test=500,
+        latency_warmup=2,
+        latency_min_calls=20,
+        latency_min_seconds=0.2,
+        latency_max_seconds=2.0,
+        throughput_batch=64,
+        throughput_repeats=3,
+    ),
     # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
     "default": Profile("default", max_train=30000, max_validation=3000, max_test=None),
-    "full": Profile("full", max_train=None, max_validation=None, max_test=None, latency_min_calls=200,
-                    latency_min_seconds=2.0, latency_max_seconds=30.0, throughput_repeats=10),
+    "full": Profile(
+        "full",
+        max_train=None,
+        max_validation=None,
+        max_test=None,
+        latency_min_calls=200,
+        latency_min_seconds=2.0,
+        latency_max_seconds=30.0,
+        throughput_repeats=10,
+    ),
 }
 
 

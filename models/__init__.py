@@ -11,43 +11,81 @@ TRANSFORMER = PlotStyle("#d62728")
 WRAPPER = PlotStyle("#9467bd")
 CHECK_MODEL = "models.hf:check_options"
 
-register_rung("char_cnn", "models.char_cnn:CharCNN", family="cnn", capabilities=TORCH, style=PlotStyle("#2ca02c"),
-              description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; "
-                          "early stopping on validation loss.",
-              profiles={"quick": {"max_epochs": 3, "min_steps": 0}, "default": {"max_epochs": 6, "max_train": 20000},
-                        "full": {"max_epochs": 20}},
-              perf={"max_epochs": 1, "min_steps": 0})
+register_rung(
+    "char_cnn",
+    "models.char_cnn:CharCNN",
+    family="cnn",
+    capabilities=TORCH,
+    style=PlotStyle("#2ca02c"),
+    description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; "
+    "early stopping on validation loss.",
+    profiles={
+        "quick": {"max_epochs": 3, "min_steps": 0},
+        "default": {"max_epochs": 6, "max_train": 20000},
+        "full": {"max_epochs": 20},
+    },
+    perf={"max_epochs": 1, "min_steps": 0},
+)
 
-register_rung("features_lr", "models.features:FeaturesLR", family="transformer", capabilities=TORCH, style=TRANSFORMER,
-              check=CHECK_MODEL,
-              description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic "
-                          "regression; option features_lr.model=<id or path>.",
-              profiles={"quick": {"max_length": 64}, "default": {"max_train": 20000}},
-              perf={"max_length": 64})
+register_rung(
+    "features_lr",
+    "models.features:FeaturesLR",
+    family="transformer",
+    capabilities=TORCH,
+    style=TRANSFORMER,
+    check=CHECK_MODEL,
+    description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic "
+    "regression; option features_lr.model=<id or path>.",
+    profiles={"quick": {"max_length": 64}, "default": {"max_train": 20000}},
+    perf={"max_length": 64},
+)
 
 # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
-register_rung("finetuned", "models.finetune:FineTunedTransformer", family="transformer", capabilities=TORCH,
-              style=TRANSFORMER, check=CHECK_MODEL,
-              description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end; option "
-                          "finetuned.model=<hub id or path>.",
-              profiles={"quick": {"max_train": 2000, "epochs": 1, "min_steps": 0, "max_length": 64},
-                        "default": {"max_train": 20000, "epochs": 1, "max_length": 128},
-                        "full": {"epochs": 3, "max_length": 128}},
-              perf={"max_train": 256, "epochs": 1, "min_steps": 0, "max_length": 64, "batch_size": 32})
+register_rung(
+    "finetuned",
+    "models.finetune:FineTunedTransformer",
+    family="transformer",
+    capabilities=TORCH,
+    style=TRANSFORMER,
+    check=CHECK_MODEL,
+    description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end; option "
+    "finetuned.model=<hub id or path>.",
+    profiles={
+        "quick": {"max_train": 2000, "epochs": 1, "min_steps": 0, "max_length": 64},
+        "default": {"max_train": 20000, "epochs": 1, "max_length": 128},
+        "full": {"epochs": 3, "max_length": 128},
+    },
+    perf={"max_train": 256, "epochs": 1, "min_steps": 0, "max_length": 64, "batch_size": 32},
+)
 
-register_rung("finetuned+mc", "models.mc_dropout:MCDropoutClassifier", family="transformer+calibration",
-              bases=["finetuned"], style=WRAPPER,
-              capabilities=Capabilities(needs=frozenset({"torch"}), device=True, stochastic=True),
-              description="MC-Dropout (baal) on the fine-tuned transformer: mean softmax of T passes (default 20), "
-                          "every dropout site sampled.",
-              # 5 passes time the same per-pass code as 20 in a quarter of the time, so a case gets more rounds
-              perf={"passes": 5})
+register_rung(
+    "finetuned+mc",
+    "models.mc_dropout:MCDropoutClassifier",
+    family="transformer+calibration",
+    bases=["finetuned"],
+    style=WRAPPER,
+    capabilities=Capabilities(needs=frozenset({"torch"}), device=True, stochastic=True),
+    description="MC-Dropout (baal) on the fine-tuned transformer: mean softmax of T passes (default 20), "
+    "every dropout site sampled.",
+    # 5 passes time the same per-pass code as 20 in a quarter of the time, so a case gets more rounds
+    perf={"passes": 5},
+)
 
-for _base, _family in (("tfidf_lr", "linear+calibration"), ("char_cnn", "cnn+calibration"),
-                       ("features_lr", "transformer+calibration"), ("finetuned", "transformer+calibration"),
-                       ("finetuned+mc", "transformer+calibration")):
-    register_rung(f"{_base}+ts", "models.temperature:TemperatureScaled", family=_family, bases=[_base], style=WRAPPER,
-                  capabilities=Capabilities(needs=frozenset({"logits"})),
-                  description=f"Temperature scaling on {_base}: one scalar T fitted on validation NLL (LBFGS).",
-                  # T is one scalar; 500 examples pin it down, and each costs 20 MC passes here
-                  profiles={"default": {"max_calibration": 500}} if _base == "finetuned+mc" else None)
+for _base, _family in (
+    ("tfidf_lr", "linear+calibration"),
+    ("char_cnn", "cnn+calibration"),
+    ("features_lr", "transformer+calibration"),
+    ("finetuned", "transformer+calibration"),
+    ("finetuned+mc", "transformer+calibration"),
+):
+    register_rung(
+        f"{_base}+ts",
+        "models.temperature:TemperatureScaled",
+        family=_family,
+        bases=[_base],
+        style=WRAPPER,
+        capabilities=Capabilities(needs=frozenset({"logits"})),
+        description=f"Temperature scaling on {_base}: one scalar T fitted on validation NLL (LBFGS).",
+        # T is one scalar; 500 examples pin it down, and each costs 20 MC passes here
+        profiles={"default": {"max_calibration": 500}} if _base == "finetuned+mc" else None,
+    )

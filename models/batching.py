@@ -34,7 +34,9 @@ def encode(tokenizer: Any, inputs: Sequence[Input], max_length: int) -> Encoded:
     pairs = not isinstance(inputs[0], str)
     first = [x[0] for x in inputs] if pairs else list(inputs)
     second = [x[1] for x in inputs] if pairs else None
-    full = tokenizer(first, second, truncation=False, add_special_tokens=True, return_token_type_ids=True, verbose=False)
+    full = tokenizer(
+        first, second, truncation=False, add_special_tokens=True, return_token_type_ids=True, verbose=False
+    )
     n_special = tokenizer.num_special_tokens_to_add(pair=pairs)
     for i, ids in enumerate(full["input_ids"]):
         if len(ids) <= n_special:
@@ -63,7 +65,9 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 50) -> list[np.ndarray]:
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 50
+) -> list[np.ndarray]:
     """Training batches: shuffle, sort by length within mega-batches of ``group`` batches, shuffle batch order."""
     perm = rng.permutation(len(lengths))
     batches: list[np.ndarray] = []
@@ -76,7 +80,9 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     return batches
 
 
-def collate(enc: Encoded, idx: np.ndarray, pad_id: int, device: str, stats: PaddingStats | None = None) -> dict[str, torch.Tensor]:
+def collate(
+    enc: Encoded, idx: np.ndarray, pad_id: int, device: str, stats: PaddingStats | None = None
+) -> dict[str, torch.Tensor]:
     """A padded batch (to the longest member) as model inputs on ``device``."""
     width = int(enc.lengths[idx].max())
     ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
@@ -97,7 +103,9 @@ def collate(enc: Encoded, idx: np.ndarray, pad_id: int, device: str, stats: Padd
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def iterate(enc: Encoded, batch_size: int, pad_id: int, device: str, stats: PaddingStats | None = None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+def iterate(
+    enc: Encoded, batch_size: int, pad_id: int, device: str, stats: PaddingStats | None = None
+) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Length-sorted inference batches: ``(original indices, model inputs)``."""
     for idx in sorted_batches(enc.lengths, batch_size):
         yield idx, collate(enc, idx, pad_id, device, stats)

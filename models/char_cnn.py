@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -27,7 +26,9 @@ WEIGHTS_FILE = "char_cnn.safetensors"
 class CharCNNModule(nn.Module):
     """Character embeddings, one convolution per width (n-gram detectors), global max-pool, dropout, linear."""
 
-    def __init__(self, vocab: int, n_out: int, embed_dim: int, widths: Sequence[int], filters: int, dropout: float) -> None:
+    def __init__(
+        self, vocab: int, n_out: int, embed_dim: int, widths: Sequence[int], filters: int, dropout: float
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embed_dim, padding_idx=PAD)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, w) for w in widths)
@@ -95,7 +96,11 @@ class CharCNN(TorchClassifier):
             if isinstance(x, str):
                 row = [index.get(ch, UNK) for ch in self._norm(x)]
             else:
-                row = [index.get(ch, UNK) for ch in self._norm(x[0])] + [SEP] + [index.get(ch, UNK) for ch in self._norm(x[1])]
+                row = (
+                    [index.get(ch, UNK) for ch in self._norm(x[0])]
+                    + [SEP]
+                    + [index.get(ch, UNK) for ch in self._norm(x[1])]
+                )
             truncated += len(row) > self.max_chars
             ids.append(row[: self.max_chars] or [UNK])
         return Encoded(ids, None, truncated)
@@ -130,11 +135,14 @@ class CharCNN(TorchClassifier):
         rng = np.random.default_rng(self.seed)
         seed_torch(self.seed)
         train = subsample(train, self.max_train, self.seed)
-        counts = Counter(ch for x in train.inputs for part in ([x] if isinstance(x, str) else x) for ch in self._norm(part))
+        counts = Counter(
+            ch for x in train.inputs for part in ([x] if isinstance(x, str) else x) for ch in self._norm(part)
+        )
         chars = [ch for ch, n in sorted(counts.items()) if n >= 2]  # rarer characters map to UNK
         self.vocab_ = {ch: i + 3 for i, ch in enumerate(chars)}
-        self.module_ = CharCNNModule(len(self.vocab_) + 3, self.spec.n_classes, self.embed_dim, self.widths, self.filters,
-                                     self.dropout).to(self.device)
+        self.module_ = CharCNNModule(
+            len(self.vocab_) + 3, self.spec.n_classes, self.embed_dim, self.widths, self.filters, self.dropout
+        ).to(self.device)
         enc_train, enc_val = self.encode_inputs(train.inputs), self.encode_inputs(validation.inputs)
         loss_fn = self._loss_fn(train)
         opt = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -161,8 +169,14 @@ class CharCNN(TorchClassifier):
         if best_state is not None:
             self.module_.load_state_dict(best_state)
         self.module_.eval()
-        self.train_info_ = {"epochs_run": len(history), "best_epoch": int(np.argmin(history)) + 1, "val_loss": history,
-                            "train_examples": len(train), "vocab": len(self.vocab_), "train_seconds": time.perf_counter() - started}
+        self.train_info_ = {
+            "epochs_run": len(history),
+            "best_epoch": int(np.argmin(history)) + 1,
+            "val_loss": history,
+            "train_examples": len(train),
+            "vocab": len(self.vocab_),
+            "train_seconds": time.perf_counter() - started,
+        }
         return self
 
     def fit_info(self) -> dict[str, Any]:
@@ -181,7 +195,9 @@ class CharCNN(TorchClassifier):
         meta = read_meta(folder)
         rung = cls(**meta["params"])
         rung.spec, rung.vocab_, rung.train_info_ = meta["spec"], meta["vocab"], meta["train_info"]
-        rung.module_ = CharCNNModule(len(rung.vocab_) + 3, rung.spec.n_classes, rung.embed_dim, rung.widths, rung.filters, rung.dropout)
+        rung.module_ = CharCNNModule(
+            len(rung.vocab_) + 3, rung.spec.n_classes, rung.embed_dim, rung.widths, rung.filters, rung.dropout
+        )
         rung.module_.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         rung.module_.to(rung.device).eval()
         return rung

@@ -14,8 +14,8 @@ import torch
 from baselines.linear import class_logits, class_probabilities, fit_logistic_regression, num_coefficients
 from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
-from bench.rungs.protocol import Rung
 from bench.data.splits import subsample
+from bench.rungs.protocol import Rung
 from models.batching import Encoded, PaddingStats, encode, iterate
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
@@ -123,8 +123,15 @@ class FeaturesLR(Rung):
         x_train, x_val = self.vectors(train.inputs), self.vectors(validation.inputs)
         self.scaler_ = StandardScaler().fit(x_train)
         self.clf_, self.c_, self.grid_ = fit_logistic_regression(
-            self.spec, self.scaler_.transform(x_train), train.y, self.scaler_.transform(x_val), validation.y,
-            self.c_grid, seed=self.seed, desc="features_lr: C grid")
+            self.spec,
+            self.scaler_.transform(x_train),
+            train.y,
+            self.scaler_.transform(x_val),
+            validation.y,
+            self.c_grid,
+            seed=self.seed,
+            desc="features_lr: C grid",
+        )
         self.train_examples_ = len(train)
         return self
 
@@ -144,11 +151,21 @@ class FeaturesLR(Rung):
         enc, stats = self._encode(inputs), PaddingStats()
         for _ in iterate(enc, self.batch_size, 0, "cpu", stats):
             pass
-        return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": self.batch_size}
+        return {
+            "padding_efficiency": stats.efficiency,
+            "truncated_inputs": enc.truncated,
+            "inference_batch": self.batch_size,
+        }
 
     def fit_info(self) -> dict[str, Any]:
-        info = {"model": self.model, "pooling": self.pooling_, "C": self.c_, "grid": self.grid_,
-                "train_examples": self.train_examples_, "embedding_cache_hits": self.cache_hits_}
+        info = {
+            "model": self.model,
+            "pooling": self.pooling_,
+            "C": self.c_,
+            "grid": self.grid_,
+            "train_examples": self.train_examples_,
+            "embedding_cache_hits": self.cache_hits_,
+        }
         return {**info, "pair_features": self.pair_features} if self.spec.pair else info
 
     def save(self, folder: Path) -> None:
@@ -159,8 +176,15 @@ class FeaturesLR(Rung):
         with (folder / HEAD_FILE).open("wb") as fh:
             pickle.dump({"scaler": self.scaler_, "clf": self.clf_}, fh)
         params = self.get_params()
-        write_meta(folder, self.spec, params=params, pooling=self.pooling_, C=self.c_, grid=self.grid_,
-                   train_examples=self.train_examples_)
+        write_meta(
+            folder,
+            self.spec,
+            params=params,
+            pooling=self.pooling_,
+            C=self.c_,
+            grid=self.grid_,
+            train_examples=self.train_examples_,
+        )
 
     @classmethod
     def load(cls, folder: Path) -> Self:

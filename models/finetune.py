@@ -97,19 +97,33 @@ class FineTunedTransformer(TorchClassifier):
         seed_torch(self.seed)
         train = subsample(train, self.max_train, self.seed)
         self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)
-        self.module_ = load_classifier(self.model, self.spec.n_classes, self.spec.multilabel, self.trust_remote_code).to(self.device)
+        self.module_ = load_classifier(
+            self.model, self.spec.n_classes, self.spec.multilabel, self.trust_remote_code
+        ).to(self.device)
         enc = self.encode_inputs(train.inputs)
         y = torch.as_tensor(train.y)
         steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
         total = max(1, int(round(steps_per_epoch * self.epochs)), self.min_steps)
-        head_lr = self.lr * (self.head_lr_scale if self.head_lr_scale is not None else (10.0 if self.spec.multilabel else 1.0))
+        head_lr = self.lr * (
+            self.head_lr_scale if self.head_lr_scale is not None else (10.0 if self.spec.multilabel else 1.0)
+        )
         if self.spec.multilabel:
             start_at_prior(self.module_, train.y)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         prefix = f"{self.module_.base_model_prefix}."
-        groups = [{"params": [p for n, p in self.module_.named_parameters() if n.endswith(no_decay) == nd and n.startswith(prefix) != head],
-                   "weight_decay": 0.0 if nd else self.weight_decay, "lr": head_lr if head else self.lr}
-                  for nd in (False, True) for head in (False, True)]
+        groups = [
+            {
+                "params": [
+                    p
+                    for n, p in self.module_.named_parameters()
+                    if n.endswith(no_decay) == nd and n.startswith(prefix) != head
+                ],
+                "weight_decay": 0.0 if nd else self.weight_decay,
+                "lr": head_lr if head else self.lr,
+            }
+            for nd in (False, True)
+            for head in (False, True)
+        ]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         schedule = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and self.precision == "fp16")
@@ -136,8 +150,12 @@ class FineTunedTransformer(TorchClassifier):
                         break
         self.module_.eval()
         self.train_info_ = {
-            "steps": step, "train_examples": len(train), "epochs": round(step / steps_per_epoch, 2), "train_seconds": time.perf_counter() - started,
-            "final_train_loss": float(np.mean(losses[-50:])), "truncated_train_inputs": enc.truncated,
+            "steps": step,
+            "train_examples": len(train),
+            "epochs": round(step / steps_per_epoch, 2),
+            "train_seconds": time.perf_counter() - started,
+            "final_train_loss": float(np.mean(losses[-50:])),
+            "truncated_train_inputs": enc.truncated,
         }
         probs = self.predict_proba(validation.inputs)
         if self.spec.multilabel:
@@ -147,7 +165,13 @@ class FineTunedTransformer(TorchClassifier):
         return self
 
     def fit_info(self) -> dict[str, Any]:
-        return {"model": self.model, "max_length": self.max_length, "lr": self.lr, "batch_size": self.batch_size, **self.train_info_}
+        return {
+            "model": self.model,
+            "max_length": self.max_length,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            **self.train_info_,
+        }
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

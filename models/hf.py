@@ -67,7 +67,9 @@ def load_classifier(name: str, num_labels: int, multilabel: bool, trust_remote_c
     hf_logging.disable_progress_bar()
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            location, num_labels=num_labels, trust_remote_code=trust_remote_code,
+            location,
+            num_labels=num_labels,
+            trust_remote_code=trust_remote_code,
             problem_type="multi_label_classification" if multilabel else "single_label_classification",
         )
     except Exception as exc:
@@ -83,7 +85,11 @@ def trained_pooling(name: str) -> str:
     config = location / "1_Pooling" / "config.json"
     if config.is_file():
         modes = json.loads(config.read_text())
-        for mode, key in (("mean", "pooling_mode_mean_tokens"), ("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_tokens")):
+        for mode, key in (
+            ("mean", "pooling_mode_mean_tokens"),
+            ("cls", "pooling_mode_cls_token"),
+            ("max", "pooling_mode_max_tokens"),
+        ):
             if modes.get(key):
                 return mode
     return "cls"

@@ -67,9 +67,16 @@ class PooledDropout(torch.nn.Dropout):
         return self.pool.drop(x, self.p)
 
 
-def pooled_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                     **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+def pooled_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention with pooled dropout on the attention probabilities (a transformers attention function).
 
     Cases it does not cover (causal masks, GQA, position bias, soft-capping, caches, no pool on the module)
@@ -78,12 +85,16 @@ def pooled_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     pool: MaskPool | None = getattr(module, "mask_pool", None)
-    unsupported = (kwargs.get("is_causal") or getattr(module, "is_causal", False)
-                   or getattr(module, "num_key_value_groups", 1) != 1
-                   or any(kwargs.get(k) is not None for k in ("position_bias", "softcap", "sliding_window", "cache")))
+    unsupported = (
+        kwargs.get("is_causal")
+        or getattr(module, "is_causal", False)
+        or getattr(module, "num_key_value_groups", 1) != 1
+        or any(kwargs.get(k) is not None for k in ("position_bias", "softcap", "sliding_window", "cache"))
+    )
     if pool is None or dropout <= 0 or unsupported:
-        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, dropout=dropout,
-                                               scaling=scaling, **kwargs)
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     scale = query.size(-1) ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query * scale, key.transpose(2, 3))
     if attention_mask is not None:

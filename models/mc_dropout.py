@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +61,9 @@ class MCDropoutClassifier(Wrapper):
 
     has_logits = True
 
-    def __init__(self, base: TorchClassifier, passes: int = 20, max_rows: int = 64, seed: int = 0,
-                 sampler: str = "pooled") -> None:
+    def __init__(
+        self, base: TorchClassifier, passes: int = 20, max_rows: int = 64, seed: int = 0, sampler: str = "pooled"
+    ) -> None:
         self._set_bases([base])
         self.passes = passes
         self.max_rows = max_rows
@@ -144,8 +143,13 @@ class MCDropoutClassifier(Wrapper):
             t0 = time.perf_counter()
             self.sample_probs(subset)
             mc.append(time.perf_counter() - t0)
-        return {**self.base.efficiency_report(inputs), "mc_passes": self.passes, "mc_sampler": self.sampler,
-                "mc_cost_ratio": min(mc) / (self.passes * min(det)), "mc_cost_sample": len(subset)}
+        return {
+            **self.base.efficiency_report(inputs),
+            "mc_passes": self.passes,
+            "mc_sampler": self.sampler,
+            "mc_cost_ratio": min(mc) / (self.passes * min(det)),
+            "mc_cost_sample": len(subset),
+        }
 
     def own_fit_info(self) -> dict[str, Any]:
         return {"passes": self.passes, "sampler": self.sampler}

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.evaluate.calibration import calibration_error, top_label
 from bench.data import Input, Split
+from bench.data.splits import subsample
+from bench.evaluate.calibration import calibration_error, top_label
 from bench.rungs.protocol import Rung
 from bench.rungs.wrapper import Wrapper
-from bench.data.splits import subsample
 from models.torch_base import probabilities
+
 
 def _nll(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
     if multilabel:
@@ -51,7 +52,9 @@ class TemperatureScaled(Wrapper):
         self.seed = seed
 
     def fit_own(self, train: Split, validation: Split) -> None:
-        validation = subsample(validation, self.max_calibration, self.seed)  # T is one scalar: 1,000 examples pin it down
+        validation = subsample(
+            validation, self.max_calibration, self.seed
+        )  # T is one scalar: 1,000 examples pin it down
         z = self.base.predict_logits(validation.inputs)
         self.temperature_ = fit_temperature(z, validation.y, self.spec.multilabel)
         self.calibration_ = {"temperature": self.temperature_, "calibration_examples": len(validation)}
@@ -59,7 +62,9 @@ class TemperatureScaled(Wrapper):
             for name, logits in (("before", z), ("after", z / self.temperature_)):
                 p = probabilities(logits, False)
                 self.calibration_[f"val_ece_{name}"] = calibration_error(*top_label(p, validation.y))
-                self.calibration_[f"val_nll_{name}"] = float(-np.mean(np.log(np.clip(p[np.arange(len(p)), validation.y], 1e-12, 1))))
+                self.calibration_[f"val_nll_{name}"] = float(
+                    -np.mean(np.log(np.clip(p[np.arange(len(p)), validation.y], 1e-12, 1)))
+                )
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return self.base.predict_logits(inputs) / self.temperature_

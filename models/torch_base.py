@@ -109,4 +109,8 @@ class TorchClassifier(Rung):
         stats = PaddingStats()
         for _ in self.batches(enc, stats):
             pass
-        return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": self.eval_batch_size}
+        return {
+            "padding_efficiency": stats.efficiency,
+            "truncated_inputs": enc.truncated,
+            "inference_batch": self.eval_batch_size,
+        }

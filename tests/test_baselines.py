@@ -79,8 +79,14 @@ def test_rules_nrc_on_emotion_labels():
     assert choose_source(spec) == "nrc"
     train = _split([f"t{i}" for i in range(12)], list(range(6)) * 2, spec)
     rung = RuleClassifier().fit(train, train)
-    probs = rung.predict_proba(["i feel so furious and angry", "i am afraid, full of fear and panic", "i was surprised",
-                                "the table is on the floor"])
+    probs = rung.predict_proba(
+        [
+            "i feel so furious and angry",
+            "i am afraid, full of fear and panic",
+            "i was surprised",
+            "the table is on the floor",
+        ]
+    )
     assert probs.argmax(1).tolist()[:3] == [3, 4, 5]
     assert np.allclose(probs[3], 1 / 6)  # no lexicon hit: the (here uniform) prior
 
@@ -92,7 +98,12 @@ def test_keyword_rules_stem_aliases_and_add_parents(tmp_path):
     path.write_text(json.dumps(TAGS_RULES))
     labels = ["computer-vision", "deep-learning", "object-detection", "pytorch", "tensorflow"]
     tagger = KeywordTagger(path, labels)
-    assert tagger.tags("Detecting objects with Torch") >= {"object-detection", "computer-vision", "pytorch", "deep-learning"}
+    assert tagger.tags("Detecting objects with Torch") >= {
+        "object-detection",
+        "computer-vision",
+        "pytorch",
+        "deep-learning",
+    }
     assert "tensorflow" not in tagger.tags("Object detection with Torch")
     assert tagger.tags("a tftp server") == set()  # whole words only: 'tf' is not in 'tftp'
     assert tagger.scores(["image recognition demos"]).tolist() == [[1, 0, 0, 0, 0]]

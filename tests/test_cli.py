@@ -21,8 +21,21 @@ def test_list(capsys):
 
 def test_run_and_report(toy_data, tmp_path, capsys):
     out = tmp_path / "res"
-    code = main(["run", "--models", "majority,tfidf*", "--datasets", "toy_sentiment,toy_tags", "--data-dir", str(toy_data),
-                 "--profile", "quick", "--output", str(out)])
+    code = main(
+        [
+            "run",
+            "--models",
+            "majority,tfidf*",
+            "--datasets",
+            "toy_sentiment,toy_tags",
+            "--data-dir",
+            str(toy_data),
+            "--profile",
+            "quick",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     for ds in ("toy_sentiment", "toy_tags"):
         assert (out / ds / "leaderboard.md").is_file()
@@ -34,8 +47,19 @@ def test_run_and_report(toy_data, tmp_path, capsys):
 
 
 def test_data_folder_keeps_its_card_fields(toy_data, tmp_path):
-    code = main(["run", "--models", "majority", "--data", str(toy_data / "toy_pairs"), "--profile", "quick",
-                 "--output", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            "--models",
+            "majority",
+            "--data",
+            str(toy_data / "toy_pairs"),
+            "--profile",
+            "quick",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     stored = json.loads((tmp_path / "toy_pairs" / "majority" / "result.json").read_text())
     assert stored["data"]["task"] == "sentence-pair"
@@ -44,14 +68,36 @@ def test_data_folder_keeps_its_card_fields(toy_data, tmp_path):
 def test_wrappers_run_after_their_base(capsys):
     from bench.cli import _expand_rungs
 
-    assert _expand_rungs(["finetuned+ts", "finetuned", "tfidf*"]) == ["tfidf_lr", "finetuned", "tfidf_lr+ts", "finetuned+ts"]
+    assert _expand_rungs(["finetuned+ts", "finetuned", "tfidf*"]) == [
+        "tfidf_lr",
+        "finetuned",
+        "tfidf_lr+ts",
+        "finetuned+ts",
+    ]
 
 
 def test_byo_data_file(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text("".join(json.dumps({"body": f"{w} {i}", "y": w}) + "\n" for i in range(40) for w in ("good", "bad")))
-    code = main(["run", "--models", "majority", "--data", str(path), "--text-column", "body", "--label-column", "y",
-                 "--profile", "quick", "--output", str(tmp_path / "o")])
+    path.write_text(
+        "".join(json.dumps({"body": f"{w} {i}", "y": w}) + "\n" for i in range(40) for w in ("good", "bad"))
+    )
+    code = main(
+        [
+            "run",
+            "--models",
+            "majority",
+            "--data",
+            str(path),
+            "--text-column",
+            "body",
+            "--label-column",
+            "y",
+            "--profile",
+            "quick",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 0 and (tmp_path / "o" / "mine" / "majority" / "result.json").is_file()
 
 
@@ -59,8 +105,24 @@ def test_byo_data_file(tmp_path):
 def stored(toy_data, tmp_path):
     """A results folder with one stored result, to prove bad input loses nothing."""
     out = tmp_path / "keep"
-    assert main(["run", "--models", "majority", "--datasets", "toy_sentiment", "--data-dir", str(toy_data),
-                 "--profile", "quick", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "majority",
+                "--datasets",
+                "toy_sentiment",
+                "--data-dir",
+                str(toy_data),
+                "--profile",
+                "quick",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     path = out / "toy_sentiment" / "majority" / "result.json"
     return out, path, path.read_bytes()
 
@@ -75,7 +137,10 @@ def _write(tmp_path, name, text: bytes):
     ("args", "message"),
     [
         (["--models", "majorty"], "unknown rung 'majorty'; did you mean 'majority'"),
-        (["--models", "majority", "--datasets", "toy_sentimnet"], "unknown dataset 'toy_sentimnet'; did you mean 'toy_sentiment'"),
+        (
+            ["--models", "majority", "--datasets", "toy_sentimnet"],
+            "unknown dataset 'toy_sentimnet'; did you mean 'toy_sentiment'",
+        ),
         (["--models", "majority", "--data-dir", "/nonexistent/data", "--datasets", "sst2"], "does not exist"),
         (["--models", "majority", "--profile", "fast"], "unknown profile 'fast'"),
         (["--models", "majority", "--device", "tpu"], "unknown device"),
@@ -107,7 +172,11 @@ def test_bad_arguments(stored, toy_data, capsys, args, message):
         (b'{"text": ["x"], "label": "a"}\n', [], "not a string"),
         (b'{"label": "a"}\n', [], "missing text field"),
         (b'{"text": "caf\xe9", "label": "a"}\n', [], "not valid UTF-8"),
-        (b'{"text": "a", "label": "a"}\n{"text": "b", "label": "a"}\n{"text": "c", "label": "a"}\n', [], "single class"),
+        (
+            b'{"text": "a", "label": "a"}\n{"text": "b", "label": "a"}\n{"text": "c", "label": "a"}\n',
+            [],
+            "single class",
+        ),
         (b"", [], "no rows"),
     ],
 )
@@ -128,12 +197,38 @@ def test_bad_csv_and_card_label(stored, tmp_path, toy_data, capsys):
     folder = toy_data / "toy_sentiment"
     with (folder / "test.jsonl").open("a") as fh:
         fh.write(json.dumps({"text": "meh", "label": "neutral"}) + "\n")
-    assert main(["run", "--models", "majority", "--datasets", "toy_sentiment", "--data-dir", str(toy_data), "--output", str(out)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "majority",
+                "--datasets",
+                "toy_sentiment",
+                "--data-dir",
+                str(toy_data),
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "label 'neutral' is not one of the labels" in capsys.readouterr().err
     assert path.read_bytes() == before
 
 
 def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--help"], capture_output=True, text=True, check=True)
-    for flag in ("--all", "--models", "--datasets", "--profile", "--seed", "--device", "--output", "--force", "--data-dir", "--data"):
+    for flag in (
+        "--all",
+        "--models",
+        "--datasets",
+        "--profile",
+        "--seed",
+        "--device",
+        "--output",
+        "--force",
+        "--data-dir",
+        "--data",
+    ):
         assert flag in proc.stdout

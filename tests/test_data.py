@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.data import Columns, load_dataset
-from bench.errors import DataError, UnknownNameError
 from bench.data.hub import HUB_DATASETS, convert
+from bench.errors import DataError, UnknownNameError
 from tests.conftest import sentiment_rows, write_dataset
 
 CARD = {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]}
@@ -43,7 +43,9 @@ def test_all_split_is_70_15_15_deterministic_and_stratified(toy_data):
     a = load_dataset("toy_tags", data_dir=toy_data)
     b = load_dataset("toy_tags", data_dir=toy_data)
     sizes = [len(a.train), len(a.validation), len(a.test)]
-    assert sum(sizes) == 100 and all(abs(got - want) <= 2 for got, want in zip(sizes, [70, 15, 15]))  # iterative stratification is approximate
+    assert sum(sizes) == 100 and all(
+        abs(got - want) <= 2 for got, want in zip(sizes, [70, 15, 15])
+    )  # iterative stratification is approximate
     assert a.train.texts == b.train.texts and a.test.texts == b.test.texts
     assert not set(a.train.texts) & set(a.test.texts) and not set(a.validation.texts) & set(a.test.texts)
     whole = np.concatenate([s.y for s in a.splits.values()]).mean(0)
@@ -63,7 +65,12 @@ def test_fingerprint_changes_with_content(toy_data, tmp_path):
     fp = load_dataset("toy_sentiment", data_dir=toy_data).fingerprint
     rows = sentiment_rows(80)
     rows[0]["text"] += " changed"
-    write_dataset(tmp_path / "d", "toy_sentiment", CARD, {"train": rows, "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
+    write_dataset(
+        tmp_path / "d",
+        "toy_sentiment",
+        CARD,
+        {"train": rows, "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)},
+    )
     assert load_dataset("toy_sentiment", data_dir=tmp_path / "d").fingerprint != fp
 
 
@@ -76,7 +83,9 @@ def test_byo_csv_and_jsonl(tmp_path):
     assert len(ds.train) + len(ds.validation) + len(ds.test) == 60
 
     jl = tmp_path / "tags.jsonl"
-    jl.write_text("".join(json.dumps({"text": f"t {i}", "labels": ["a"] if i % 2 else ["b", "a"]}) + "\n" for i in range(40)))
+    jl.write_text(
+        "".join(json.dumps({"text": f"t {i}", "labels": ["a"] if i % 2 else ["b", "a"]}) + "\n" for i in range(40))
+    )
     ml = load_dataset(path=jl)
     assert ml.spec.multilabel and ml.spec.labels == ("a", "b")
 
@@ -84,9 +93,16 @@ def test_byo_csv_and_jsonl(tmp_path):
 def test_hub_conversion_maps_columns_and_label_names():
     import datasets
 
-    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["not_equivalent", "equivalent"])})
-    ds = datasets.Dataset.from_dict({"sentence1": ["a b", "c d"], "sentence2": ["a b!", "e f"], "label": [1, 0]}, features=features)
+    features = datasets.Features(
+        {
+            "sentence1": datasets.Value("string"),
+            "sentence2": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["not_equivalent", "equivalent"]),
+        }
+    )
+    ds = datasets.Dataset.from_dict(
+        {"sentence1": ["a b", "c d"], "sentence2": ["a b!", "e f"], "label": [1, 0]}, features=features
+    )
     spec, splits = convert("mrpc", HUB_DATASETS["mrpc"], {"train": ds, "test": ds})
     assert spec.pair and spec.labels == ("not_equivalent", "equivalent")
     assert splits["train"].inputs[0] == ("a b", "a b!") and splits["train"].y.tolist() == [1, 0]

@@ -7,7 +7,9 @@ from bench.evaluate.efficiency import folder_size, measure_latency, measure_peak
 
 def test_latency_honours_call_count_and_percentile_order():
     calls = []
-    stats = measure_latency(lambda xs: calls.append(len(xs)), ["a", "b"], warmup=3, min_calls=25, min_seconds=0.0, max_seconds=5.0)
+    stats = measure_latency(
+        lambda xs: calls.append(len(xs)), ["a", "b"], warmup=3, min_calls=25, min_seconds=0.0, max_seconds=5.0
+    )
     assert stats["latency_calls"] >= 25 and len(calls) == stats["latency_calls"] + 3
     assert set(calls) == {1}  # batch size 1
     assert 0 <= stats["latency_ms_p50"] <= stats["latency_ms_p95"] <= stats["latency_ms_p99"]
@@ -24,7 +26,9 @@ def test_throughput_stops_at_its_time_budget():
     import time
 
     seen = []
-    stats = measure_throughput(lambda xs: (seen.append(1), time.sleep(0.05)), ["a"], batch_size=4, repeats=50, max_seconds=0.0)
+    stats = measure_throughput(
+        lambda xs: (seen.append(1), time.sleep(0.05)), ["a"], batch_size=4, repeats=50, max_seconds=0.0
+    )
     assert stats["throughput_calls"] == 1 and len(seen) == 2  # warm-up + one timed call
 
 

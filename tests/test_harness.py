@@ -6,14 +6,12 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings, evaluate
-from bench.pipeline import run
-from bench.profiles import apply_profile
 from bench.evaluate.metrics import compute_scores
-from bench.profiles import get_profile
+from bench.pipeline import run
+from bench.profiles import apply_profile, get_profile
 from bench.rungs.protocol import Rung
 from bench.store.results import ResultStore, to_json
 
@@ -27,13 +25,37 @@ def test_result_files_and_recomputed_metrics(toy_data, tmp_path):
     assert result["status"] == "ok"
     folder = tmp_path / "out" / "toy_sentiment" / "tfidf_lr"
     stored = json.loads((folder / "result.json").read_text())
-    for key in ("accuracy", "f1_macro", "f1_weighted", "ece", "ece_bins", "ece_adaptive", "mce", "brier", "nll", "per_class"):
+    for key in (
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "ece",
+        "ece_bins",
+        "ece_adaptive",
+        "mce",
+        "brier",
+        "nll",
+        "per_class",
+    ):
         assert key in stored["metrics"]
-    for key in ("latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "throughput_per_s", "fit_seconds", "params",
-                "size_bytes", "peak_memory_bytes", "threads", "device"):
+    for key in (
+        "latency_ms_p50",
+        "latency_ms_p95",
+        "latency_ms_p99",
+        "throughput_per_s",
+        "fit_seconds",
+        "params",
+        "size_bytes",
+        "peak_memory_bytes",
+        "threads",
+        "device",
+    ):
         assert key in stored["efficiency"]
     assert stored["efficiency"]["latency_ms_p50"] <= stored["efficiency"]["latency_ms_p99"]
-    assert stored["efficiency"]["size_bytes"] > 0 and stored["efficiency"]["latency_calls"] >= QUICK.profile.latency_min_calls
+    assert (
+        stored["efficiency"]["size_bytes"] > 0
+        and stored["efficiency"]["latency_calls"] >= QUICK.profile.latency_min_calls
+    )
     for key in ("python", "torch", "transformers", "cpu", "git_commit"):
         assert key in stored["environment"]
     assert stored["config_hash"] and stored["dataset_fingerprint"] == ds.fingerprint
@@ -85,7 +107,9 @@ def test_leaderboard_sorted_with_statuses(toy_data, tmp_path, exploding_rung):
 
 def test_multilabel_path(toy_data, tmp_path):
     ds = load_dataset("toy_tags", data_dir=toy_data)
-    results = {r["rung"]: r for r in run([ds], ["random", "stratified", "majority", "rules", "tfidf_lr"], QUICK, tmp_path)}
+    results = {
+        r["rung"]: r for r in run([ds], ["random", "stratified", "majority", "rules", "tfidf_lr"], QUICK, tmp_path)
+    }
     assert all(r["status"] == "ok" for r in results.values())
     assert results["rules"]["metrics"]["f1_micro"] > results["random"]["metrics"]["f1_micro"]
     probs, labels = ResultStore(tmp_path).load_predictions("toy_tags", "rules")

@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import f1_score, hamming_loss, precision_recall_fscore_support
 from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
 
-from bench.evaluate.calibration import calibration_error, equal_mass_ids, top_label
 from bench.data import TaskSpec
+from bench.evaluate.calibration import calibration_error, equal_mass_ids, top_label
 from bench.evaluate.metrics import compute_scores, multi_label_scores, single_label_scores
 
 TOL = 1e-9
@@ -49,8 +49,12 @@ def test_ece_and_mce_match_torchmetrics(pred):
     assert calibration_error(conf, correct, bins) == pytest.approx(ece_tm, abs=TOL)
     assert calibration_error(conf, correct, bins, norm="max") == pytest.approx(mce_tm, abs=TOL)
     # torchmetrics' multiclass path computes in float32: agreement to float32 precision
-    ece_mc = multiclass_calibration_error(torch.from_numpy(probs), torch.from_numpy(y), num_classes=probs.shape[1], n_bins=bins).item()
-    assert single_label_scores(probs, y, tuple(map(str, range(probs.shape[1]))), bins)["ece"] == pytest.approx(ece_mc, abs=1e-5)
+    ece_mc = multiclass_calibration_error(
+        torch.from_numpy(probs), torch.from_numpy(y), num_classes=probs.shape[1], n_bins=bins
+    ).item()
+    assert single_label_scores(probs, y, tuple(map(str, range(probs.shape[1]))), bins)["ece"] == pytest.approx(
+        ece_mc, abs=1e-5
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -82,7 +86,9 @@ def _adaptive_reference(conf: np.ndarray, correct: np.ndarray, bins: int) -> flo
 def test_adaptive_ece_equal_mass(pred):
     probs, y, bins = pred
     conf, correct = top_label(probs, y)
-    assert calibration_error(conf, correct, bins, binning="mass") == pytest.approx(_adaptive_reference(conf, correct, bins), abs=TOL)
+    assert calibration_error(conf, correct, bins, binning="mass") == pytest.approx(
+        _adaptive_reference(conf, correct, bins), abs=TOL
+    )
     counts = np.bincount(equal_mass_ids(conf, bins), minlength=bins)
     assert counts.max() - counts[counts > 0].min() <= 1
 

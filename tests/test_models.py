@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +32,12 @@ def sentiment(tmp_path_factory):
     from tests.conftest import sentiment_rows, write_dataset
 
     root = tmp_path_factory.mktemp("d")
-    write_dataset(root, "toy_sentiment", {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
-                  {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)})
+    write_dataset(
+        root,
+        "toy_sentiment",
+        {"task": "single-label", "text_fields": ["text"], "labels": ["negative", "positive"]},
+        {"train": sentiment_rows(80), "validation": sentiment_rows(20, 80), "test": sentiment_rows(30, 100)},
+    )
     return load_dataset("toy_sentiment", data_dir=root)
 
 
@@ -59,9 +62,15 @@ def test_finetuned_learns_is_deterministic_and_round_trips(finetuned, sentiment,
 
 
 def test_same_seed_same_model(tiny_bert, sentiment):
-    a = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
-    b = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(sentiment.train, sentiment.validation)
-    c = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=4).fit(sentiment.train, sentiment.validation)
+    a = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(
+        sentiment.train, sentiment.validation
+    )
+    b = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(
+        sentiment.train, sentiment.validation
+    )
+    c = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=4).fit(
+        sentiment.train, sentiment.validation
+    )
     pa, pb, pc = (r.predict_proba(sentiment.test.inputs) for r in (a, b, c))
     assert np.array_equal(pa, pb) and not np.array_equal(pa, pc)
 
@@ -97,8 +106,10 @@ def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment, sampler):
     sites = {name: m for name, m in mc.stochastic_.named_modules() if isinstance(m, _DropoutNd)}
     assert len(sites) >= 2 * 3 + 2  # per layer: attention-output and FFN-output dropout (+ embeddings, classifier)
     fired: dict[str, list[torch.Tensor]] = {name: [] for name in sites}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=name: fired[n].append((inp[0].detach(), out.detach())))
-             for name, m in sites.items()]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, n=name: fired[n].append((inp[0].detach(), out.detach())))
+        for name, m in sites.items()
+    ]
     attention: list = []
     _record_attention(mc.stochastic_, attention)
     try:
@@ -118,7 +129,9 @@ def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment, sampler):
     for name, records in fired.items():
         owner = owners[name.rsplit(".", 1)[0]]
         if id(owner) in functional:
-            assert functional[id(owner)] == pytest.approx(sites[name].p) and sites[name].p > 0, f"attention site {name} off"
+            assert functional[id(owner)] == pytest.approx(sites[name].p) and sites[name].p > 0, (
+                f"attention site {name} off"
+            )
             continue
         assert records, f"dropout site {name} never ran"
         x, y = records[0]
@@ -164,8 +177,12 @@ def test_pooled_attention_matches_sdpa_without_dropout(finetuned, sentiment, mon
 
 def test_pooled_and_exact_masks_give_the_same_mc_estimate(finetuned, sentiment):
     texts = sentiment.test.inputs[:10]
-    est = {s: MCDropoutClassifier(finetuned, sampler=s).fit(sentiment.train, sentiment.validation).sample_probs(texts, passes=400)
-           for s in ("pooled", "exact")}
+    est = {
+        s: MCDropoutClassifier(finetuned, sampler=s)
+        .fit(sentiment.train, sentiment.validation)
+        .sample_probs(texts, passes=400)
+        for s in ("pooled", "exact")
+    }
     spread = np.sqrt(est["exact"].var(axis=0) / 400 + est["pooled"].var(axis=0) / 400)  # std error of the difference
     diff = np.abs(est["pooled"].mean(axis=0) - est["exact"].mean(axis=0))
     assert (diff <= 4 * spread + 1e-6).all()
@@ -240,7 +257,9 @@ def test_temperature_scaling_keeps_argmax_and_lowers_validation_nll(finetuned, s
 def test_temperature_composes_over_classical_and_mc(finetuned, sentiment):
     from baselines.tfidf import TfidfLogisticRegression
 
-    tfidf = TemperatureScaled(TfidfLogisticRegression(c_grid=(1.0,), min_df=1)).fit(sentiment.train, sentiment.validation)
+    tfidf = TemperatureScaled(TfidfLogisticRegression(c_grid=(1.0,), min_df=1)).fit(
+        sentiment.train, sentiment.validation
+    )
     assert tfidf.base.is_fitted and tfidf.temperature_ > 0
     mc_ts = TemperatureScaled(MCDropoutClassifier(finetuned, passes=3)).fit(sentiment.train, sentiment.validation)
     assert mc_ts.predict_proba(sentiment.test.inputs).shape == (30, 2)
@@ -249,7 +268,9 @@ def test_temperature_composes_over_classical_and_mc(finetuned, sentiment):
 @pytest.mark.parametrize("name", ["toy_sentiment", "toy_pairs", "toy_tags"])
 def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
     ds = load_dataset(name, data_dir=toy_data)
-    rung = CharCNN(min_steps=0, max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(
+        ds.train, ds.validation
+    )
     probs = rung.predict_proba(ds.test.inputs)
     if ds.spec.multilabel:
         assert ((probs >= 0.5) == ds.test.y).mean() > 0.8
@@ -277,7 +298,9 @@ def test_features_lr_caches_embeddings(tiny_bert, sentiment, tmp_path, monkeypat
     cls = FeaturesLR(model=tiny_bert, pooling="cls", c_grid=(1.0,)).fit(sentiment.train, sentiment.validation)
     assert not np.allclose(cls.embed(sentiment.test.inputs[:3]), first.embed(sentiment.test.inputs[:3]))
     save_rung(first, tmp_path / "f")
-    assert np.allclose(load_rung(tmp_path / "f").predict_proba(sentiment.test.inputs), first.predict_proba(sentiment.test.inputs))
+    assert np.allclose(
+        load_rung(tmp_path / "f").predict_proba(sentiment.test.inputs), first.predict_proba(sentiment.test.inputs)
+    )
 
 
 def test_truncation_and_empty_after_tokenisation(tiny_bert):
@@ -305,9 +328,14 @@ def test_bad_model_paths_give_one_line(tmp_path):
 
 def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_path):
     ds = load_dataset("toy_sentiment", data_dir=toy_data)
-    settings = RunSettings(profile=get_profile("quick"),
-                           options={"finetuned": {"model": tiny_bert, "max_length": 32}, "finetuned+mc": {"passes": 3}})
-    results = {r["rung"]: r for r in run([ds], ["finetuned", "finetuned+mc", "finetuned+ts", "finetuned+mc+ts"], settings, tmp_path)}
+    settings = RunSettings(
+        profile=get_profile("quick"),
+        options={"finetuned": {"model": tiny_bert, "max_length": 32}, "finetuned+mc": {"passes": 3}},
+    )
+    results = {
+        r["rung"]: r
+        for r in run([ds], ["finetuned", "finetuned+mc", "finetuned+ts", "finetuned+mc+ts"], settings, tmp_path)
+    }
     assert all(r["status"] == "ok" for r in results.values()), {k: r.get("error") for k, r in results.items()}
     base_fit = results["finetuned"]["efficiency"]["fit_seconds"]
     for name in ("finetuned+mc", "finetuned+ts"):

@@ -11,12 +11,12 @@ from sklearn.metrics import f1_score
 from baselines.tfidf import TfidfLogisticRegression
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
-from bench.pipeline import run
 from bench.evaluate.metrics import compute_scores, multi_label_scores
+from bench.evaluate.thresholds import FIXED_THRESHOLD, MIN_POSITIVES, Thresholds, best_f1_threshold
+from bench.pipeline import run
 from bench.profiles import get_profile
 from bench.rungs.protocol import load_rung
 from bench.store.results import ARTIFACT_DIR, ResultStore, to_json
-from bench.evaluate.thresholds import FIXED_THRESHOLD, MIN_POSITIVES, Thresholds, best_f1_threshold
 from models.batching import encode
 from models.char_cnn import SEP, CharCNN
 
@@ -45,9 +45,13 @@ def test_per_label_thresholds_recover_each_labels_cut_and_rare_labels_use_the_gl
     y[:, 1] = rng.random(n) < 0.3
     y[:3, 2] = 1  # under MIN_POSITIVES positives
     # label 0 separates at 0.2, label 1 at 0.8: one global threshold cannot fit both
-    probs = np.column_stack([np.where(y[:, 0], rng.uniform(0.2, 0.4, n), rng.uniform(0.0, 0.2, n)),
-                             np.where(y[:, 1], rng.uniform(0.8, 1.0, n), rng.uniform(0.6, 0.8, n)),
-                             rng.random(n)])
+    probs = np.column_stack(
+        [
+            np.where(y[:, 0], rng.uniform(0.2, 0.4, n), rng.uniform(0.0, 0.2, n)),
+            np.where(y[:, 1], rng.uniform(0.8, 1.0, n), rng.uniform(0.6, 0.8, n)),
+            rng.random(n),
+        ]
+    )
     th = Thresholds.tune(probs, y)
     assert th.per_label[0] == pytest.approx(0.2, abs=0.01) and th.per_label[1] == pytest.approx(0.8, abs=0.01)
     assert 3 < MIN_POSITIVES and th.per_label[2] == th.global_
@@ -55,19 +59,28 @@ def test_per_label_thresholds_recover_each_labels_cut_and_rare_labels_use_the_gl
     assert scores["by_decision"]["per_label"]["f1_macro"] > scores["by_decision"]["global"]["f1_macro"]
     assert scores["threshold"] == th.global_ and scores["f1_micro"] == scores["by_decision"]["global"]["f1_micro"]
     fixed = (probs >= FIXED_THRESHOLD).astype(int)
-    assert scores["by_decision"]["fixed"]["f1_weighted"] == pytest.approx(f1_score(y, fixed, average="weighted", zero_division=0))
+    assert scores["by_decision"]["fixed"]["f1_weighted"] == pytest.approx(
+        f1_score(y, fixed, average="weighted", zero_division=0)
+    )
     per = (probs >= th.per_label).astype(int)
-    assert scores["by_decision"]["per_label"]["f1_weighted"] == pytest.approx(f1_score(y, per, average="weighted", zero_division=0))
+    assert scores["by_decision"]["per_label"]["f1_weighted"] == pytest.approx(
+        f1_score(y, per, average="weighted", zero_division=0)
+    )
     again = Thresholds.from_metrics(json.loads(json.dumps(scores)), ("a", "b", "c"))
     assert again.global_ == th.global_ and np.array_equal(again.per_label, th.per_label)
 
 
 def test_harness_tunes_thresholds_on_validation_and_the_leaderboard_reports_both(toy_data, tmp_path):
     ds = load_dataset("toy_tags", data_dir=toy_data)
-    results = {r["rung"]: r for r in run([ds], ["majority", "rules", "tfidf_lr"], RunSettings(profile=get_profile("quick")), tmp_path)}
+    results = {
+        r["rung"]: r
+        for r in run([ds], ["majority", "rules", "tfidf_lr"], RunSettings(profile=get_profile("quick")), tmp_path)
+    }
     for r in results.values():
         m = r["metrics"]
-        assert set(m["by_decision"]) == {"fixed", "global", "per_label"} and set(m["thresholds_per_label"]) == set(ds.spec.labels)
+        assert set(m["by_decision"]) == {"fixed", "global", "per_label"} and set(m["thresholds_per_label"]) == set(
+            ds.spec.labels
+        )
         assert 0 < m["threshold"] < 1
     # rules are 0/1 decisions: any tuned cut between them reproduces them
     assert results["rules"]["metrics"]["by_decision"]["global"] == results["rules"]["metrics"]["by_decision"]["fixed"]
@@ -108,7 +121,7 @@ def test_tfidf_combined_pair_features_are_symmetric_and_see_overlap(toy_data):
     swapped = [(b, a) for a, b in pairs]
     assert np.allclose(rung.predict_proba(pairs), rung.predict_proba(swapped))
     same = rung._features([("other sentence 7", "other sentence 7")]).toarray()[0]
-    cosines = same[-len(rung.blocks_):]
+    cosines = same[-len(rung.blocks_) :]
     assert np.allclose(cosines, 1.0, atol=1e-5)  # identical texts: cosine 1 in the word and the char block
     half = (len(same) - len(cosines)) // 2
     assert not same[:half].any()  # |a - b| is zero
@@ -140,9 +153,14 @@ def test_char_cnn_joins_pairs_with_a_separator(toy_data):
 
 def test_every_pair_rung_but_rules_runs_on_pairs(toy_data, tmp_path, tiny_bert):
     ds = load_dataset("toy_pairs", data_dir=toy_data)
-    settings = RunSettings(profile=get_profile("quick"), options={"finetuned": {"model": tiny_bert, "max_length": 32},
-                                                                   "features_lr": {"model": tiny_bert, "max_length": 32},
-                                                                   "finetuned+mc": {"passes": 2}})
+    settings = RunSettings(
+        profile=get_profile("quick"),
+        options={
+            "finetuned": {"model": tiny_bert, "max_length": 32},
+            "features_lr": {"model": tiny_bert, "max_length": 32},
+            "finetuned+mc": {"passes": 2},
+        },
+    )
     rungs = ["rules", "tfidf_lr", "char_cnn", "features_lr", "finetuned", "finetuned+mc", "finetuned+ts"]
     results = {r["rung"]: r for r in run([ds], rungs, settings, tmp_path)}
     assert results.pop("rules")["status"] == "not_applicable"
@@ -152,10 +170,11 @@ def test_every_pair_rung_but_rules_runs_on_pairs(toy_data, tmp_path, tiny_bert):
         probs, labels = store.load_predictions("toy_pairs", name)
         assert probs.shape == (len(ds.test), 2) and np.array_equal(labels, ds.test.y)
         recomputed = compute_scores(ds.spec, probs, labels, thresholds=None)
-        assert json.loads(to_json(r["metrics"])) == json.loads(to_json(recomputed))  # stored scores are these predictions'
+        assert json.loads(to_json(r["metrics"])) == json.loads(
+            to_json(recomputed)
+        )  # stored scores are these predictions'
     # a pair is a paraphrase exactly when its two texts are equal: TF-IDF's pair features must see both texts
     assert results["tfidf_lr"]["metrics"]["accuracy"] >= 0.9
-
 
 
 def test_multilabel_head_starts_at_the_label_prior(tiny_bert):
@@ -177,7 +196,9 @@ def test_features_lr_embeds_pairs_jointly_or_separately(tiny_bert, toy_data):
 
     ds = load_dataset("toy_pairs", data_dir=toy_data)
     joint = FeaturesLR(model=tiny_bert, max_length=32, use_cache=False).fit(ds.train, ds.validation)
-    separate = FeaturesLR(model=tiny_bert, max_length=32, use_cache=False, pair_features="separate").fit(ds.train, ds.validation)
+    separate = FeaturesLR(model=tiny_bert, max_length=32, use_cache=False, pair_features="separate").fit(
+        ds.train, ds.validation
+    )
     pairs = ds.test.inputs
     hidden = joint.embed(pairs).shape[1]
     assert joint.vectors(pairs).shape == (len(pairs), hidden)  # one embedding of "[CLS] a [SEP] b [SEP]"

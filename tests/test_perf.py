@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.perf import gate as perf
 from bench.errors import BenchError
+from bench.perf import gate as perf
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,17 +26,33 @@ def _machine(cpu: str = "Test CPU", threads: int = 1) -> dict:
 
 
 def test_compare_flags_only_growth_beyond_the_limit():
-    baseline = {"cases": {"a@1": _case("a", 1, 1.0), "b@1": _case("b", 1, 2.0), "c@1": _case("c", 1, 1.0),
-                          "d@1": _case("d", 1, 1.0), "e@1": _case("e", 1, 1.0)}}
-    current = {"cases": {"a@1": _case("a", 1, 1.2), "b@1": _case("b", 1, 2.6), "c@1": _case("c", 1, 1.4),
-                         "e@1": _case("e", 1, 0.5), "f@1": _case("f", 1, 1.0)}}
+    baseline = {
+        "cases": {
+            "a@1": _case("a", 1, 1.0),
+            "b@1": _case("b", 1, 2.0),
+            "c@1": _case("c", 1, 1.0),
+            "d@1": _case("d", 1, 1.0),
+            "e@1": _case("e", 1, 1.0),
+        }
+    }
+    current = {
+        "cases": {
+            "a@1": _case("a", 1, 1.2),
+            "b@1": _case("b", 1, 2.6),
+            "c@1": _case("c", 1, 1.4),
+            "e@1": _case("e", 1, 0.5),
+            "f@1": _case("f", 1, 1.0),
+        }
+    }
     rows = {r["case"]: r for r in perf.compare(current, baseline, threshold=0.25, thresholds={"c": 0.5})}
     assert rows["a@1"]["verdict"] == "ok" and rows["a@1"]["change"] == pytest.approx(0.2)
     assert rows["b@1"]["verdict"] == "SLOWER"  # +30% > 25%
     assert rows["c@1"]["verdict"] == "ok"  # +40% within its own 50%
     assert rows["d@1"]["verdict"] == "missing" and rows["f@1"]["verdict"] == "new"
     assert rows["e@1"]["verdict"] == "faster"  # reported, never failed
-    assert [r["case"] for r in perf.failed(list(rows.values()))] == ["b@1"] and perf.to_retry(list(rows.values())) == ["b"]
+    assert [r["case"] for r in perf.failed(list(rows.values()))] == ["b@1"] and perf.to_retry(list(rows.values())) == [
+        "b"
+    ]
     text = perf.table(list(rows.values()))
     assert "SLOWER" in text and "+30.0%" in text and "baseline ratio" in text and "new" in text
 
@@ -50,14 +66,22 @@ def test_estimate_takes_the_fastest_rounds_over_the_geometric_mean_of_the_refere
     even, odd = 3.0 / (1.0 * 4.0) ** 0.5, 2.0 / (2.0 * 6.0) ** 0.5  # rounds 0, 2 and rounds 1, 3
     assert est["halves"] == pytest.approx(abs(even / odd - 1)) and est["rounds"] == 4
     # a machine slower as a whole (rung and reference alike) leaves the ratio unchanged
-    assert perf.estimate([2 * t for t in rung], {n: [2 * t for t in v] for n, v in parts.items()})["ratio"] == pytest.approx(est["ratio"])
+    assert perf.estimate([2 * t for t in rung], {n: [2 * t for t in v] for n, v in parts.items()})[
+        "ratio"
+    ] == pytest.approx(est["ratio"])
 
 
 def test_estimate_with_too_few_rounds_for_halves_and_the_stability_line():
     est = perf.estimate([2.0, 1.0, 3.0], {"matmul": [1.0, 1.0, 1.0], "python": [1.0, 1.0, 1.0]})
     assert est["ratio"] == 1.0 and np.isnan(est["halves"])
-    cases = {"a@1": {**est, "run_ratios": [1.0, 1.1], "between": 0.1},
-             "b@1": {**perf.estimate([1.0] * 4, {"matmul": [1.0, 2.0, 1.0, 2.0], "python": [1.0] * 4}), "run_ratios": [1.0], "between": 0.0}}
+    cases = {
+        "a@1": {**est, "run_ratios": [1.0, 1.1], "between": 0.1},
+        "b@1": {
+            **perf.estimate([1.0] * 4, {"matmul": [1.0, 2.0, 1.0, 2.0], "python": [1.0] * 4}),
+            "run_ratios": [1.0],
+            "between": 0.0,
+        },
+    }
     line = perf.stability(cases)
     # b: even rounds 1 / sqrt(1 * 1), odd rounds 1 / sqrt(2 * 1): halves sqrt(2) - 1; only a has several runs
     assert line.startswith("2 cases") and "median 41.4%" in line and "between runs (max/min - 1) median 10.0%" in line
@@ -104,7 +128,9 @@ def test_workload_is_fixed():
 
 def test_thread_env_holds_every_pool_to_the_given_threads():
     env = perf.thread_env(1)
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["RAYON_NUM_THREADS"] == env["BENCH_PERF_THREADS"] == "1"
+    assert (
+        env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["RAYON_NUM_THREADS"] == env["BENCH_PERF_THREADS"] == "1"
+    )
     assert env["TOKENIZERS_PARALLELISM"] == "false" and perf.thread_env(2)["TOKENIZERS_PARALLELISM"] == "true"
 
 
@@ -138,7 +164,10 @@ def test_saving_some_rungs_keeps_the_other_cases_of_that_machine(tmp_path):
     perf.write_baseline({"machine": intel, "cases": {"a@1": _case("a", 1, 1.5)}}, path, known_rungs=["a", "b"])
     stored = perf.read_baseline(path)
     entry = perf.baseline_for(stored, intel)
-    assert {k: c["ratio"] for k, c in entry["cases"].items()} == {"a@1": 1.5, "b@1": 2.0}  # a rung no longer registered goes
+    assert {k: c["ratio"] for k, c in entry["cases"].items()} == {
+        "a@1": 1.5,
+        "b@1": 2.0,
+    }  # a rung no longer registered goes
     assert stored["default_threshold"] == 0.3
 
 
@@ -155,21 +184,34 @@ def test_compare_passes_a_change_exactly_at_the_limit():
 
 
 def test_the_suite_holds_every_thread_pool_before_anything_loads():
-    code = ("import os, json; import bench.perf.suite as s; from threadpoolctl import threadpool_info; "
-            "print(json.dumps({'env': {k: os.environ[k] for k in s.perf.thread_env(1)}, 'torch': s.torch.get_num_threads(), "
-            "'pools': {p['internal_api']: p['num_threads'] for p in threadpool_info()}}))")
+    code = (
+        "import os, json; import bench.perf.suite as s; from threadpoolctl import threadpool_info; "
+        "print(json.dumps({'env': {k: os.environ[k] for k in s.perf.thread_env(1)}, "
+        "'torch': s.torch.get_num_threads(), "
+        "'pools': {p['internal_api']: p['num_threads'] for p in threadpool_info()}}))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in perf.thread_env(1) and k != "BENCH_PERF_PLAN"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={**env, "BENCH_PERF_RUNGS": "majority"},
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**env, "BENCH_PERF_RUNGS": "majority"},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["env"] == perf.thread_env(1) and seen["torch"] == 1
-    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]  # numpy's BLAS too, loaded before the suite
+    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen[
+        "pools"
+    ]  # numpy's BLAS too, loaded before the suite
 
 
 def test_check_on_a_machine_kind_without_a_baseline_says_so(tmp_path):
     path = tmp_path / "baseline.json"
-    perf.write_baseline({"machine": _machine("Some Other CPU"), "cases": {"majority@1": _case("majority", 1, 1.0)}}, path)
+    perf.write_baseline(
+        {"machine": _machine("Some Other CPU"), "cases": {"majority@1": _case("majority", 1, 1.0)}}, path
+    )
     refused = _perf("--check", "--baseline", str(path), "--rungs", "majority")
     assert refused.returncode == 2 and "no baseline" in refused.stderr and "Some Other CPU" in refused.stderr
     skipped = _perf("--check", "--baseline", str(path), "--rungs", "majority", "--unknown-machine", "skip")
@@ -177,20 +219,31 @@ def test_check_on_a_machine_kind_without_a_baseline_says_so(tmp_path):
 
 
 def _perf(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "perf", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "perf", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
 
 
 def _verdicts(out: str, rungs: list[str]) -> dict[str, str]:
-    return {line.split()[0] + "@" + line.split()[1]: line.split()[-1] for line in out.splitlines()
-            if line.split() and line.split()[0] in rungs}
+    return {
+        line.split()[0] + "@" + line.split()[1]: line.split()[-1]
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in rungs
+    }
 
 
 @pytest.mark.slow
 def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_only(tmp_path):
     baseline = tmp_path / "baseline.json"
     rungs = ["majority", "rules", "tfidf_lr"]
-    saved = _perf("--save", "--baseline", str(baseline), "--rungs", ",".join(rungs))  # 3 fresh processes, as make perf-save
+    saved = _perf(
+        "--save", "--baseline", str(baseline), "--rungs", ",".join(rungs)
+    )  # 3 fresh processes, as make perf-save
     assert saved.returncode == 0, saved.stdout + saved.stderr
     (entry,) = json.loads(baseline.read_text())["machines"].values()
     assert set(entry["cases"]) == {f"{r}@{b}" for r in rungs for b in perf.BATCH_SIZES}
@@ -200,7 +253,9 @@ def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_on
     assert unchanged.returncode == 0 and "OK: no case slower" in unchanged.stdout, unchanged.stdout + unchanged.stderr
     assert set(_verdicts(unchanged.stdout, rungs).values()) == {"ok"}, unchanged.stdout
 
-    slowed = _perf("--check", "--baseline", str(baseline), "--rungs", ",".join(rungs), env={"BENCH_PERF_SLOWDOWN": "tfidf_lr=1.5"})
+    slowed = _perf(
+        "--check", "--baseline", str(baseline), "--rungs", ",".join(rungs), env={"BENCH_PERF_SLOWDOWN": "tfidf_lr=1.5"}
+    )
     out = slowed.stdout
     assert slowed.returncode == 1, out + slowed.stderr
     verdicts = _verdicts(out, rungs)
@@ -245,8 +300,10 @@ def test_committed_baseline_covers_every_rung_on_this_machine_kind():
     info = perf.machine(perf.DEFAULT_THREADS)
     entry = perf.baseline_for(stored, info)
     if entry is None:
-        pytest.skip(f"perf/baseline.json has no entry for this machine kind ({perf.machine_key(info)}); "
-                    "store one with `make perf-save` to gate latency here")
+        pytest.skip(
+            f"perf/baseline.json has no entry for this machine kind ({perf.machine_key(info)}); "
+            "store one with `make perf-save` to gate latency here"
+        )
     assert set(entry["cases"]) == {f"{r}@{b}" for r in list_rungs() for b in perf.BATCH_SIZES}
 
 
@@ -259,10 +316,33 @@ def test_pytest_benchmarks_own_compare_fail_works_on_the_suite(tmp_path):
     assert saved.returncode == 0, saved.stdout + saved.stderr
 
     def suite(*args: str, slowdown: str = "") -> subprocess.CompletedProcess:
-        env = {**os.environ, "BENCH_PERF_RUNGS": "majority", "BENCH_PERF_PLAN": str(baseline), "BENCH_PERF_SLOWDOWN": slowdown}
-        return subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench" / "perf" / "suite.py"), "-q", "-p", "no:cacheprovider",
-                               "-o", "addopts=", "--benchmark-only", f"--benchmark-storage={tmp_path / 'storage'}", *args],
-                              cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+        env = {
+            **os.environ,
+            "BENCH_PERF_RUNGS": "majority",
+            "BENCH_PERF_PLAN": str(baseline),
+            "BENCH_PERF_SLOWDOWN": slowdown,
+        }
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(REPO / "bench" / "perf" / "suite.py"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=",
+                "--benchmark-only",
+                f"--benchmark-storage={tmp_path / 'storage'}",
+                *args,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     first = suite("--benchmark-save=before")
     assert first.returncode == 0, first.stdout + first.stderr

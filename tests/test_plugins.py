@@ -160,7 +160,10 @@ def test_plugin_rungs_go_through_run_report_rescore_and_sweep(plugin, toy_data, 
     assert eff["params_own"] == 1 and eff["params"] == 1 + done["demo_centroid"]["efficiency"]["params"]
     assert 0 < eff["size_bytes_own"] < eff["size_bytes"]
     assert vote["efficiency"]["params_own"] == 0
-    assert vote["efficiency"]["params"] == done["demo_centroid"]["efficiency"]["params"] + done["tfidf_lr"]["efficiency"]["params"]
+    assert (
+        vote["efficiency"]["params"]
+        == done["demo_centroid"]["efficiency"]["params"] + done["tfidf_lr"]["efficiency"]["params"]
+    )
     assert vote["fit_info"]["reused_fit_seconds"] > 0  # both bases came from the store, fitted once
     # the ensemble's stored artifact loads back with both bases and predicts what was stored
     from bench.rungs.protocol import load_rung
@@ -180,8 +183,23 @@ def test_plugin_rungs_go_through_run_report_rescore_and_sweep(plugin, toy_data, 
     assert all(name in page for name in DEMO)
     assert "demo_centroid+jitter" in (Path(out) / "toy_sentiment" / "leaderboard.md").read_text()
 
-    assert main(["sweep-mc", "--rung", "demo_centroid+jitter", "--dataset", "toy_sentiment", "--iterations", "1,3",
-                 "--repeats", "2", *common]) == 0
+    assert (
+        main(
+            [
+                "sweep-mc",
+                "--rung",
+                "demo_centroid+jitter",
+                "--dataset",
+                "toy_sentiment",
+                "--iterations",
+                "1,3",
+                "--repeats",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
     sweep = json.loads((Path(out) / "toy_sentiment" / "mc_sweep.json").read_text())
     assert sweep["rung"] == "demo_centroid+jitter" and sweep["base"] == "demo_centroid"
     assert [row["passes"] for row in sweep["summary"]] == [1, 3]
@@ -191,8 +209,24 @@ def test_plugin_rungs_go_through_run_report_rescore_and_sweep(plugin, toy_data, 
 
 def test_a_registered_metric_is_filled_in_by_rescore_without_refitting(plugin, toy_data, tmp_path, monkeypatch):
     out = tmp_path / "results"
-    assert main(["run", "--models", "tfidf_lr,tfidf_lr+ts,demo_vote", "--datasets", "toy_sentiment",
-                 "--data-dir", str(toy_data), "--profile", "quick", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "tfidf_lr,tfidf_lr+ts,demo_vote",
+                "--datasets",
+                "toy_sentiment",
+                "--data-dir",
+                str(toy_data),
+                "--profile",
+                "quick",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     store = ResultStore(out)
     before = {r["rung"]: r for r in store.results("toy_sentiment")}
     artifacts = {name: _digest(store.rung_dir("toy_sentiment", name) / "artifact") for name in before}

@@ -6,14 +6,12 @@ import importlib
 import re
 from pathlib import Path
 
-import pytest
-
-from bench.rungs import registry
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
-from bench.report.leaderboard import leaderboard_frame
 from bench.profiles import get_profile
+from bench.report.leaderboard import leaderboard_frame
+from bench.rungs import registry
 from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,5 +44,10 @@ def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     results = run([ds], ["naive_bayes", "naive_bayes+ts"], RunSettings(profile=get_profile("quick")), tmp_path)
     assert [r["status"] for r in results] == ["ok", "ok"] and results[0]["metrics"]["accuracy"] > 0.7
     assert results[1]["fit_info"]["temperature"] > 0 and results[1]["fit_info"]["reused_fit_seconds"] > 0  # base reused
-    [pairs] = run([load_dataset("toy_pairs", data_dir=toy_data)], ["naive_bayes"], RunSettings(profile=get_profile("quick")), tmp_path)
+    [pairs] = run(
+        [load_dataset("toy_pairs", data_dir=toy_data)],
+        ["naive_bayes"],
+        RunSettings(profile=get_profile("quick")),
+        tmp_path,
+    )
     assert pairs["status"] == "not_applicable"

@@ -10,11 +10,11 @@ import pytest
 
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
-from bench.pipeline import run
 from bench.evaluate.metrics import compute_scores
+from bench.evaluate.thresholds import Thresholds
+from bench.pipeline import run
 from bench.profiles import get_profile
 from bench.store.results import ResultStore, to_json
-from bench.evaluate.thresholds import Thresholds
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CLASSICAL = ["random", "stratified", "majority", "rules", "tfidf_lr"]

@@ -14,18 +14,20 @@ from bench.cli import main
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
-from bench.report.leaderboard import leaderboard_frame
-from bench.report.plots import pareto_front
 from bench.profiles import get_profile
 from bench.report.html import INDEX_FILE, PLOTS_DIR, REPORT_FILE, write_index, write_report
+from bench.report.leaderboard import leaderboard_frame
+from bench.report.plots import pareto_front
 from bench.store.results import ResultStore
 from tests.browser import chromium, render
 from tests.conftest import make_toy_data, register_exploding
 
 QUICK = RunSettings(profile=get_profile("quick"))
-RUNS = {"toy_sentiment": ["random", "majority", "rules", "tfidf_lr", "tfidf_lr+ts", "exploding"],
-        "toy_tags": ["random", "majority", "rules", "tfidf_lr"],
-        "toy_pairs": ["majority", "rules", "tfidf_lr"]}
+RUNS = {
+    "toy_sentiment": ["random", "majority", "rules", "tfidf_lr", "tfidf_lr+ts", "exploding"],
+    "toy_tags": ["random", "majority", "rules", "tfidf_lr"],
+    "toy_pairs": ["majority", "rules", "tfidf_lr"],
+}
 PNG = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +69,7 @@ def test_report_has_the_leaderboard_with_best_marked_and_statuses(reports):
     assert re.search(rf'<td class="best">{best_f1["macro-F1"]:.4f}</td>', page)
     assert '<tr class="failed">' in page and "boom in fit" in page
     pairs = (out / "toy_pairs" / REPORT_FILE).read_text()
-    assert "<tr class=\"not_applicable\">" in pairs and "do not apply to sentence pairs" in pairs
+    assert '<tr class="not_applicable">' in pairs and "do not apply to sentence pairs" in pairs
     for section in ("Trade-offs", "Reliability", "Per rung", "Dataset", "Error analysis", "Run"):
         assert f"<h2>{section}" in page
 
@@ -80,10 +82,16 @@ def test_plots_are_inline_and_written_next_to_the_report(reports):
         on_disk = sorted((out / name / PLOTS_DIR).glob("*.png"))
         assert inline and all(img.startswith(PNG) for img in inline)
         assert sorted(inline) == sorted(p.read_bytes() for p in on_disk)
-        assert "src=\"http" not in page and "<script" not in page  # self-contained
+        assert 'src="http' not in page and "<script" not in page  # self-contained
     sentiment = {p.stem for p in (out / "toy_sentiment" / PLOTS_DIR).glob("*.png")}
-    assert {"pareto_f1_latency", "f1_ece", "reliability_tfidf_lr", "confusion_tfidf_lr+ts".replace("+", "_"),
-            "class_distribution", "text_length"} <= sentiment
+    assert {
+        "pareto_f1_latency",
+        "f1_ece",
+        "reliability_tfidf_lr",
+        "confusion_tfidf_lr+ts".replace("+", "_"),
+        "class_distribution",
+        "text_length",
+    } <= sentiment
     assert "per_label_f1" in {p.stem for p in (out / "toy_tags" / PLOTS_DIR).glob("*.png")}
 
 
@@ -148,6 +156,7 @@ def test_cli_report_writes_html(reports, tmp_path, capsys):
 
 # ---------------------------------------------------------------- in a real browser
 
+
 def _browser() -> str:
     exe = chromium()
     if exe is None:
@@ -167,7 +176,10 @@ def _assert_renders(page: Path, exe: str) -> None:
 def test_the_browser_check_catches_broken_pages(tmp_path):
     exe = _browser()
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><p>x</p><img src="missing.png"><script>console.error("probe failure")</script></body></html>')
+    bad.write_text(
+        '<!DOCTYPE html><html><body><p>x</p><img src="missing.png">'
+        '<script>console.error("probe failure")</script></body></html>'
+    )
     shown = render(bad, exe)
     assert any("probe failure" in m for m in shown.console) and shown.broken_images == 1 and shown.images == 1
     blank = tmp_path / "blank.html"

@@ -10,10 +10,9 @@ import pytest
 from bench.cli import main
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
-from bench.profiles import apply_profile
-from bench.profiles import get_profile
-from bench.store.results import ResultStore
 from bench.evaluate.sweep import sweep_mc, write_sweep
+from bench.profiles import apply_profile, get_profile
+from bench.store.results import ResultStore
 
 
 def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
@@ -25,7 +24,9 @@ def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
     runs = pd.DataFrame(result["runs"])
     for row in result["summary"]:  # the summary is the mean and sd over the repeats of each pass count
         same = runs[runs["passes"] == row["passes"]]
-        assert row["ece_mean"] == pytest.approx(same["ece"].mean()) and row["ece_std"] == pytest.approx(same["ece"].std())
+        assert row["ece_mean"] == pytest.approx(same["ece"].mean()) and row["ece_std"] == pytest.approx(
+            same["ece"].std()
+        )
         assert row["accuracy_mean"] == pytest.approx(same["accuracy"].mean())
     # each repeat draws its own dropout masks: the 4-pass estimates of the two repeats differ
     four = runs[runs["passes"] == 4].set_index("repeat")["ece"]
@@ -37,8 +38,19 @@ def test_sweep_summary_and_files(tiny_bert, toy_data, tmp_path):
 
 
 def test_sweep_cli_rejects_bad_iterations(toy_data, tmp_path, capsys):
-    code = main(["sweep-mc", "--dataset", "toy_sentiment", "--data-dir", str(toy_data), "--iterations", "1,x",
-                 "--output", str(tmp_path)])
+    code = main(
+        [
+            "sweep-mc",
+            "--dataset",
+            "toy_sentiment",
+            "--data-dir",
+            str(toy_data),
+            "--iterations",
+            "1,x",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 2 and "--iterations must be comma-separated integers" in capsys.readouterr().err
 
 

@@ -21,7 +21,9 @@ class HubSource:
     task_type: TaskType
     text_fields: tuple[str, ...]
     label_field: str = "label"
-    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"})
+    splits: dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
+    )
 
 
 HUB_DATASETS: dict[str, HubSource] = {
@@ -29,15 +31,18 @@ HUB_DATASETS: dict[str, HubSource] = {
     "sst2": HubSource("glue", "sst2", "single-label", ("sentence",), splits={"train": "train", "test": "validation"}),
     "emotion": HubSource("dair-ai/emotion", "split", "single-label", ("text",)),
     "ag_news": HubSource("ag_news", None, "single-label", ("text",), splits={"train": "train", "test": "test"}),
-    "20newsgroups": HubSource("SetFit/20_newsgroups", None, "single-label", ("text",),
-                              splits={"train": "train", "test": "test"}),
+    "20newsgroups": HubSource(
+        "SetFit/20_newsgroups", None, "single-label", ("text",), splits={"train": "train", "test": "test"}
+    ),
     "mrpc": HubSource("glue", "mrpc", "sentence-pair", ("sentence1", "sentence2")),
 }
 
 
 def offline() -> bool:
     """True when the hub must not be contacted (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` set)."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def _label_names(ds: Any, source: HubSource) -> tuple[str, ...]:
@@ -79,7 +84,10 @@ def load(name: str) -> tuple[TaskSpec, dict[str, Split]]:
 
     source = HUB_DATASETS[name]
     try:
-        loaded = {ours: datasets.load_dataset(source.path, source.config, split=theirs) for ours, theirs in source.splits.items()}
+        loaded = {
+            ours: datasets.load_dataset(source.path, source.config, split=theirs)
+            for ours, theirs in source.splits.items()
+        }
     except Exception as exc:  # network, auth or missing-dataset errors from the hub client
         raise DataError(f"could not load {name!r} from the hub ({source.path}): {exc}") from None
     return convert(name, source, loaded)

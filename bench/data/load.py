@@ -25,7 +25,6 @@ from bench.errors import DataError, UnknownNameError
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 
 
-
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         with path.open("r", encoding="utf-8") as fh:
@@ -180,7 +179,9 @@ def _infer_labels(raw: list[Any], multilabel: bool) -> tuple[str, ...]:
     return tuple(sorted({str(x) for x in raw}))
 
 
-def load_folder(folder: Path, name: str | None = None, columns: Columns | None = None) -> tuple[TaskSpec, dict[str, Split]]:
+def load_folder(
+    folder: Path, name: str | None = None, columns: Columns | None = None
+) -> tuple[TaskSpec, dict[str, Split]]:
     """Load a dataset folder in our layout; without ``dataset.json`` the task and labels are inferred."""
     files = _split_files(folder)
     if not files:
@@ -194,15 +195,21 @@ def load_folder(folder: Path, name: str | None = None, columns: Columns | None =
             raise DataError(f"{card_path}: unreadable card ({exc})") from None
     if card is not None:
         spec = _card_spec(folder, card)
-        cols = columns or Columns(spec.text_fields[0], spec.text_fields[1] if spec.pair else None,
-                                  "labels" if spec.multilabel else "label")
+        cols = columns or Columns(
+            spec.text_fields[0], spec.text_fields[1] if spec.pair else None, "labels" if spec.multilabel else "label"
+        )
         raw = {s: _parse_rows(_iter_file(p, cols), p, cols, spec.multilabel) for s, p in files.items()}
     else:
         cols = columns or Columns()
         raw, spec = _load_inferred(files, cols, name or folder.name, folder)
     splits = {
-        s: Split(s, spec, tuple(t), _encode_labels(lab, spec.labels, spec.multilabel, files[s]),
-                 None if p is None else tuple(p))
+        s: Split(
+            s,
+            spec,
+            tuple(t),
+            _encode_labels(lab, spec.labels, spec.multilabel, files[s]),
+            None if p is None else tuple(p),
+        )
         for s, (t, p, lab) in raw.items()
     }
     return spec, splits
@@ -221,7 +228,12 @@ def _load_inferred(files: dict[str, Path], cols: Columns, name: str, folder: Pat
     if first is None:
         raise DataError(f"{first_path}: the file has no rows")
     multilabel = isinstance(first[1], dict) and isinstance(first[1].get(cols.label), list)
-    if not multilabel and isinstance(first[1], dict) and cols.label == "label" and isinstance(first[1].get("labels"), list):
+    if (
+        not multilabel
+        and isinstance(first[1], dict)
+        and cols.label == "label"
+        and isinstance(first[1].get("labels"), list)
+    ):
         cols, multilabel = Columns(cols.text, cols.text_pair, "labels"), True
     raw = {s: _parse_rows(_iter_file(p, cols), p, cols, multilabel) for s, p in files.items()}
     labels = _infer_labels([lab for _, _, labs in raw.values() for lab in labs], multilabel)
@@ -236,8 +248,9 @@ def load_file(path: Path, columns: Columns) -> tuple[TaskSpec, dict[str, Split]]
         raise DataError(f"{path}: expected a .csv or .jsonl file, or a dataset folder")
     raw, spec = _load_inferred({"all": path}, columns, path.stem, None)
     t, p, lab = raw["all"]
-    split = Split("all", spec, tuple(t), _encode_labels(lab, spec.labels, spec.multilabel, path),
-                  None if p is None else tuple(p))
+    split = Split(
+        "all", spec, tuple(t), _encode_labels(lab, spec.labels, spec.multilabel, path), None if p is None else tuple(p)
+    )
     return spec, {"all": split}
 
 

@@ -72,10 +72,16 @@ def finalize_splits(raw: dict[str, Split], seed: int = SPLIT_SEED) -> tuple[dict
         rest_split = whole.take(rest)
         share = ALL_FRACTIONS[1] / (ALL_FRACTIONS[0] + ALL_FRACTIONS[1])
         tr, va = _stratified_two_way(rest_split, share, seed)
-        train, validation, test = rest_split.take(tr, "train"), rest_split.take(va, "validation"), whole.take(test_idx, "test")
+        train, validation, test = (
+            rest_split.take(tr, "train"),
+            rest_split.take(va, "validation"),
+            whole.take(test_idx, "test"),
+        )
         notes.append(f"split {whole.name!r} divided 70/15/15 (stratified, seed {seed})")
     else:
-        raise DataError(f"dataset {next(iter(raw.values())).spec.name!r} needs train and test splits, or one 'all' split")
+        raise DataError(
+            f"dataset {next(iter(raw.values())).spec.name!r} needs train and test splits, or one 'all' split"
+        )
     for s in (train, validation, test):
         _check(s)
     if not train.spec.multilabel and np.count_nonzero(train.class_counts()) < 2:

@@ -13,7 +13,9 @@ import numpy as np
 DEFAULT_BINS = 15
 
 
-def _bin_stats(conf: np.ndarray, correct: np.ndarray, ids: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bin_stats(
+    conf: np.ndarray, correct: np.ndarray, ids: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts = np.bincount(ids, minlength=n_bins).astype(np.float64)
     conf_sum = np.bincount(ids, weights=conf, minlength=n_bins)
     acc_sum = np.bincount(ids, weights=correct, minlength=n_bins)

@@ -75,13 +75,24 @@ def measure_latency(
         i += 1
     ms = np.asarray(times, dtype=np.float64) / 1e6
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return Efficiency(latency_ms_p50=float(p50), latency_ms_p95=float(p95), latency_ms_p99=float(p99),
-                      latency_ms_mean=float(ms.mean()), latency_calls=len(times))
+    return Efficiency(
+        latency_ms_p50=float(p50),
+        latency_ms_p95=float(p95),
+        latency_ms_p99=float(p99),
+        latency_ms_mean=float(ms.mean()),
+        latency_calls=len(times),
+    )
 
 
 def measure_throughput(
-    predict: Predict, inputs: Sequence[Any], *, batch_size: int, repeats: int, device: str = "cpu",
-    max_seconds: float = 60.0, track_memory: bool = True,
+    predict: Predict,
+    inputs: Sequence[Any],
+    *,
+    batch_size: int,
+    repeats: int,
+    device: str = "cpu",
+    max_seconds: float = 60.0,
+    track_memory: bool = True,
 ) -> Efficiency:
     """Texts per second on one batch of ``batch_size`` inputs: the median of up to ``repeats`` timed calls,
     stopping once ``max_seconds`` are spent (at least one). The warm-up call also measures peak memory."""
@@ -98,8 +109,9 @@ def measure_throughput(
         sync()
         times.append(time.perf_counter() - t0)
         spent += times[-1]
-    out = Efficiency(throughput_per_s=float(batch_size / np.median(times)), throughput_batch=batch_size,
-                     throughput_calls=len(times))
+    out = Efficiency(
+        throughput_per_s=float(batch_size / np.median(times)), throughput_batch=batch_size, throughput_calls=len(times)
+    )
     if peak is not None:
         out["peak_memory_bytes"] = peak
     return out

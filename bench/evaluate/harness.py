@@ -10,8 +10,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -104,12 +103,29 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficienc
     inputs = dataset.test.inputs
     eff = Efficiency(threads=thread_count(), device=settings.device)
     with cache.disabled():
-        eff.update(measure_latency(rung.predict_proba, inputs, warmup=p.latency_warmup, min_calls=p.latency_min_calls,
-                                   min_seconds=p.latency_min_seconds, max_seconds=p.latency_max_seconds, device=settings.device))
+        eff.update(
+            measure_latency(
+                rung.predict_proba,
+                inputs,
+                warmup=p.latency_warmup,
+                min_calls=p.latency_min_calls,
+                min_seconds=p.latency_min_seconds,
+                max_seconds=p.latency_max_seconds,
+                device=settings.device,
+            )
+        )
         per_text = max(eff["latency_ms_p50"] / 1000, 1e-6)
         batch = int(min(p.throughput_batch, max(8, p.throughput_call_seconds / per_text)))
-        eff.update(measure_throughput(rung.predict_proba, inputs, batch_size=batch, repeats=p.throughput_repeats,
-                                      device=settings.device, max_seconds=p.throughput_max_seconds))
+        eff.update(
+            measure_throughput(
+                rung.predict_proba,
+                inputs,
+                batch_size=batch,
+                repeats=p.throughput_repeats,
+                device=settings.device,
+                max_seconds=p.throughput_max_seconds,
+            )
+        )
     return eff
 
 
@@ -178,11 +194,23 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
         return stored
     result: dict[str, Any] = {
-        "dataset": dataset.name, "rung": rung_name, "family": info.family, "description": info.description,
-        "bases": list(info.bases), "status": "ok", "config": config, "config_hash": chash, "dataset_fingerprint": dataset.fingerprint,
-        "data": {"source": dataset.source, "notes": list(dataset.notes), "task": dataset.spec.task_type,
-                 "labels": list(dataset.spec.labels), **{name: len(s) for name, s in dataset.splits.items()}},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": dataset.name,
+        "rung": rung_name,
+        "family": info.family,
+        "description": info.description,
+        "bases": list(info.bases),
+        "status": "ok",
+        "config": config,
+        "config_hash": chash,
+        "dataset_fingerprint": dataset.fingerprint,
+        "data": {
+            "source": dataset.source,
+            "notes": list(dataset.notes),
+            "task": dataset.spec.task_type,
+            "labels": list(dataset.spec.labels),
+            **{name: len(s) for name, s in dataset.splits.items()},
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     test = dataset.test
     probs = None
@@ -211,10 +239,17 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         params = rung.num_parameters()
         own_params = rung.own_parameters() if isinstance(rung, Wrapper) else params
         # totals include the bases' (what deploying the rung costs); *_own count the wrapper alone
-        result["efficiency"] = {**_efficiency(rung, dataset, settings), "fit_seconds": fit_seconds,
-                                "fit_seconds_own": own_fit_seconds, "predict_seconds": predict_seconds,
-                                "params": params, "params_own": own_params, "size_bytes": size,
-                                "size_bytes_own": own_size, **report}
+        result["efficiency"] = {
+            **_efficiency(rung, dataset, settings),
+            "fit_seconds": fit_seconds,
+            "fit_seconds_own": own_fit_seconds,
+            "predict_seconds": predict_seconds,
+            "params": params,
+            "params_own": own_params,
+            "size_bytes": size,
+            "size_bytes_own": own_size,
+            **report,
+        }
         wrapper = {"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds} if info.bases else {}
         result["fit_info"] = {**rung.fit_info(), **wrapper}
     except NotApplicable as exc:

@@ -73,8 +73,10 @@ class Predictions:
     @cached_property
     def decisions(self) -> dict[str, dict[str, float]]:
         """Multi-label decision scores for each decision rule (fixed 0.5, global, per label)."""
-        return {name: decision_scores(self.y, (self.probs >= t).astype(int))
-                for name, t in self.decision_rules.decisions().items()}
+        return {
+            name: decision_scores(self.y, (self.probs >= t).astype(int))
+            for name, t in self.decision_rules.decisions().items()
+        }
 
     def per_label(self, fn: Callable[[np.ndarray, np.ndarray], float]) -> float:
         """Multi-label: the mean over labels of ``fn(probs[:, j], y[:, j])``."""
@@ -100,10 +102,17 @@ class Metric:
 _METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, *, direction: Direction, tasks: frozenset[str] | set[str] = BOTH,
-                    header: str | None = None, columns: tuple[tuple[str, str], ...] = (),
-                    column_tasks: frozenset[str] | set[str] = BOTH, digits: int = 4,
-                    merge: bool = False) -> Callable[[Callable[[Predictions], Any]], Callable[[Predictions], Any]]:
+def register_metric(
+    name: str,
+    *,
+    direction: Direction,
+    tasks: frozenset[str] | set[str] = BOTH,
+    header: str | None = None,
+    columns: tuple[tuple[str, str], ...] = (),
+    column_tasks: frozenset[str] | set[str] = BOTH,
+    digits: int = 4,
+    merge: bool = False,
+) -> Callable[[Callable[[Predictions], Any]], Callable[[Predictions], Any]]:
     """Register ``fn(predictions) -> value`` as metric ``name`` (a decorator). ``header`` is shorthand for one
     leaderboard column showing the value itself."""
 
@@ -132,8 +141,9 @@ def get_metric(name: str) -> Metric:
     return _METRICS[name]
 
 
-def compute_scores(spec: TaskSpec, probs: np.ndarray, y: np.ndarray, n_bins: int = DEFAULT_BINS,
-                   thresholds: Thresholds | None = None) -> dict[str, Any]:
+def compute_scores(
+    spec: TaskSpec, probs: np.ndarray, y: np.ndarray, n_bins: int = DEFAULT_BINS, thresholds: Thresholds | None = None
+) -> dict[str, Any]:
     """Every registered metric that applies to the task, on these predictions (``thresholds``: multi-label only)."""
     preds = Predictions(spec, np.asarray(probs), np.asarray(y), n_bins, thresholds if spec.multilabel else None)
     scores: dict[str, Any] = {}
@@ -190,13 +200,18 @@ for _key in ("precision_macro", "recall_macro", "precision_weighted", "recall_we
 def threshold(p: Predictions) -> dict[str, Any]:
     """The decision thresholds the multi-label scores used: the global one and each label's."""
     rules = p.decision_rules
-    return {"threshold": rules.global_,
-            "thresholds_per_label": {name: float(t) for name, t in zip(p.labels, rules.per_label)}}
+    return {
+        "threshold": rules.global_,
+        "thresholds_per_label": {name: float(t) for name, t in zip(p.labels, rules.per_label)},
+    }
 
 
-@register_metric("by_decision", direction="max", tasks={MULTI},
-                 columns=(("weighted-F1 (per-label t)", "per_label.f1_weighted"),
-                          ("weighted-F1 (t=0.5)", "fixed.f1_weighted")))
+@register_metric(
+    "by_decision",
+    direction="max",
+    tasks={MULTI},
+    columns=(("weighted-F1 (per-label t)", "per_label.f1_weighted"), ("weighted-F1 (t=0.5)", "fixed.f1_weighted")),
+)
 def by_decision(p: Predictions) -> dict[str, dict[str, float]]:
     """Multi-label decision scores at the fixed 0.5, the global and the per-label thresholds."""
     return p.decisions
@@ -208,7 +223,9 @@ register_metric("hamming_loss", direction="min", tasks={MULTI}, header="Hamming"
 def _calibration(binning: str = "width", norm: str = "l1") -> Callable[[Predictions], float]:
     def compute(p: Predictions) -> float:
         if p.spec.multilabel:  # mean over labels of each label's binary top-label error
-            return p.per_label(lambda s, t: calibration_error(*binary_top_label(s, t), p.n_bins, binning=binning, norm=norm))
+            return p.per_label(
+                lambda s, t: calibration_error(*binary_top_label(s, t), p.n_bins, binning=binning, norm=norm)
+            )
         return calibration_error(*p.top, p.n_bins, binning=binning, norm=norm)
 
     return compute
@@ -248,8 +265,10 @@ def per_class(p: Predictions) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of each class (label)."""
     idx = list(range(len(p.labels)))
     prec, rec, f, s = precision_recall_fscore_support(p.y, p.pred, labels=idx, average=None, zero_division=0)
-    return {name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, name in enumerate(p.labels)}
+    return {
+        name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, name in enumerate(p.labels)
+    }
 
 
 @register_metric("confusion_matrix", direction=None, tasks={SINGLE})
@@ -263,13 +282,20 @@ def reliability(p: Predictions) -> dict[str, list[float]]:
     return reliability_table(*p.top, p.n_bins)
 
 
-def single_label_scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...], n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
+def single_label_scores(
+    probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...], n_bins: int = DEFAULT_BINS
+) -> dict[str, Any]:
     """Every single-label metric of ``[N, C]`` probabilities."""
     return compute_scores(TaskSpec("", SINGLE, tuple(labels)), probs, y, n_bins)
 
 
-def multi_label_scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...], n_bins: int = DEFAULT_BINS,
-                       thresholds: Thresholds | None = None) -> dict[str, Any]:
+def multi_label_scores(
+    probs: np.ndarray,
+    y: np.ndarray,
+    labels: tuple[str, ...],
+    n_bins: int = DEFAULT_BINS,
+    thresholds: Thresholds | None = None,
+) -> dict[str, Any]:
     """Every multi-label metric of ``[N, L]`` probabilities at ``thresholds`` (default: all 0.5)."""
     return compute_scores(TaskSpec("", MULTI, tuple(labels)), probs, y, n_bins, thresholds)
 

@@ -7,7 +7,7 @@ keyed the way this version keys it), so a later ``bench run`` recognises them as
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.data.spec import TaskSpec
@@ -27,8 +27,10 @@ def _bases(result: dict[str, Any]) -> list[str]:
     try:  # results written before bases were stored: the registry knows them
         return list(get_rung(result["rung"]).bases)
     except BenchError:
-        raise BenchError(f"{result['dataset']}/{result['rung']}: stored before bases were recorded, and no such rung "
-                         "is registered to say which rungs it wraps") from None
+        raise BenchError(
+            f"{result['dataset']}/{result['rung']}: stored before bases were recorded, and no such rung "
+            "is registered to say which rungs it wraps"
+        ) from None
 
 
 def migrate_config(result: dict[str, Any], base_hashes: list[str]) -> dict[str, Any]:
@@ -83,10 +85,17 @@ def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
         change = math.nan
         if result.get("status") == "ok":
             result, change = rescore_result(result, store)
-            result["rescored_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         store.rewrite(result)
-        rows.append({"dataset": dataset, "rung": rung, "status": result.get("status"), "max_change": change,
-                     "metrics": len(result.get("metrics") or {})})
+        rows.append(
+            {
+                "dataset": dataset,
+                "rung": rung,
+                "status": result.get("status"),
+                "max_change": change,
+                "metrics": len(result.get("metrics") or {}),
+            }
+        )
         hashes[rung] = result["config_hash"]
         return hashes[rung]
 

@@ -48,7 +48,10 @@ class Thresholds:
         (example, label) decision pooled, the lesson's PR-curve choice); each label's maximises its F1."""
         pooled = best_f1_threshold(probs, y)
         g = FIXED_THRESHOLD if pooled is None else pooled
-        per = [best_f1_threshold(probs[:, j], y[:, j]) if y[:, j].sum() >= min_positives else None for j in range(y.shape[1])]
+        per = [
+            best_f1_threshold(probs[:, j], y[:, j]) if y[:, j].sum() >= min_positives else None
+            for j in range(y.shape[1])
+        ]
         return cls(g, np.array([g if t is None else t for t in per]))
 
     @classmethod

@@ -32,7 +32,7 @@ import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,10 @@ _clock = time.perf_counter
 
 POSITIVE = "good great wonderful lovely superb moving brilliant charming funny delightful".split()
 NEGATIVE = "bad awful boring dull terrible painful stupid tedious weak messy".split()
-FILLER = ("the film a story with its cast and plot is was of in that this director script scenes music ending "
-          "characters acting pace moments every minute performance camera dialogue").split()
+FILLER = (
+    "the film a story with its cast and plot is was of in that this director script scenes music ending "
+    "characters acting pace moments every minute performance camera dialogue"
+).split()
 
 
 def workload(seed: int = 0) -> Dataset:
@@ -94,8 +96,14 @@ def thread_env(threads: int) -> dict[str, str]:
     """Environment that holds torch, OpenMP, MKL, OpenBLAS and the tokenizers to ``threads`` threads (set it
     before numpy and torch load: the thread pools read it once)."""
     n = str(threads)
-    return {"BENCH_PERF_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "RAYON_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false"}
+    return {
+        "BENCH_PERF_THREADS": n,
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "RAYON_NUM_THREADS": n,
+        "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false",
+    }
 
 
 class Reference:
@@ -109,7 +117,7 @@ class Reference:
         gen = torch.Generator().manual_seed(0)
         self._a = torch.randn(256, 384, generator=gen)
         self._b = torch.randn(384, 1536, generator=gen)
-        self._texts = [" ".join(FILLER[i % len(FILLER):] + POSITIVE[: i % 7]) for i in range(32)]
+        self._texts = [" ".join(FILLER[i % len(FILLER) :] + POSITIVE[: i % 7]) for i in range(32)]
         self.parts: dict[str, Callable[[], Any]] = {"matmul": self._matmul, "python": self._python}
 
     def _matmul(self) -> None:
@@ -186,7 +194,7 @@ class Slowed(Rung):
     def __init__(self, rung: Rung, factor: float, clock: Callable[[], float] | None = None) -> None:
         self.rung, self.factor, self.clock = rung, factor, clock
 
-    def fit(self, train: Split, validation: Split) -> "Slowed":
+    def fit(self, train: Split, validation: Split) -> Slowed:
         return self
 
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
@@ -221,8 +229,14 @@ def estimate(rung_times: Sequence[float], part_times: Mapping[str, Sequence[floa
         even = _ratio(rung_times[0::2], {n: v[0::2] for n, v in part_times.items()})[0]
         odd = _ratio(rung_times[1::2], {n: v[1::2] for n, v in part_times.items()})[0]
         halves = abs(even / odd - 1)
-    return {"ratio": ratio, "halves": halves, "rounds": len(rung_times), "seconds_per_call": float(min(rung_times)),
-            "reference_seconds": reference, "reference_parts": {n: float(min(v)) for n, v in part_times.items()}}
+    return {
+        "ratio": ratio,
+        "halves": halves,
+        "rounds": len(rung_times),
+        "seconds_per_call": float(min(rung_times)),
+        "reference_seconds": reference,
+        "reference_parts": {n: float(min(v)) for n, v in part_times.items()},
+    }
 
 
 def combine_runs(runs: Sequence[Mapping[str, Mapping[str, Any]]], upper: bool = True) -> dict[str, dict[str, Any]]:
@@ -244,8 +258,12 @@ def to_retry(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted({r["rung"] for r in failed(rows)})
 
 
-def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD,
-            thresholds: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+def compare(
+    current: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    threshold: float = DEFAULT_THRESHOLD,
+    thresholds: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """One row per case in ``baseline["cases"]``: baseline ratio, current ratio, change and verdict.
 
     A case fails (``SLOWER``) when its ratio grew by more than its rung's limit (``thresholds[rung]``, else
@@ -257,19 +275,41 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any], threshold: 
         rung = base["rung"]
         limit = float(thresholds.get(rung, threshold))
         now = current["cases"].get(key)
-        row: dict[str, Any] = {"case": key, "rung": rung, "batch": base["batch"], "baseline": base["ratio"], "limit": limit,
-                               "current": None, "change": None, "verdict": "missing"}
+        row: dict[str, Any] = {
+            "case": key,
+            "rung": rung,
+            "batch": base["batch"],
+            "baseline": base["ratio"],
+            "limit": limit,
+            "current": None,
+            "change": None,
+            "verdict": "missing",
+        }
         if now is not None:
             change = now["ratio"] / base["ratio"] - 1
-            row.update(current=now["ratio"], change=change, halves=now.get("halves"), between=now.get("between"),
-                       runs=len(now.get("run_ratios", [now["ratio"]])),
-                       verdict="SLOWER" if change > limit else ("faster" if change < -limit else "ok"))
+            row.update(
+                current=now["ratio"],
+                change=change,
+                halves=now.get("halves"),
+                between=now.get("between"),
+                runs=len(now.get("run_ratios", [now["ratio"]])),
+                verdict="SLOWER" if change > limit else ("faster" if change < -limit else "ok"),
+            )
         rows.append(row)
     for key, now in sorted(current["cases"].items()):
         if key not in baseline["cases"]:
-            rows.append({"case": key, "rung": now["rung"], "batch": now["batch"], "baseline": None,
-                         "limit": float(thresholds.get(now["rung"], threshold)), "current": now["ratio"], "change": None,
-                         "verdict": "new"})
+            rows.append(
+                {
+                    "case": key,
+                    "rung": now["rung"],
+                    "batch": now["batch"],
+                    "baseline": None,
+                    "limit": float(thresholds.get(now["rung"], threshold)),
+                    "current": now["ratio"],
+                    "change": None,
+                    "verdict": "new",
+                }
+            )
     return rows
 
 
@@ -291,18 +331,46 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     def num(value: float | None) -> str:
         return "" if value is None else f"{value:.4g}"
 
-    body = [[r["rung"], r["batch"], num(r["baseline"]), num(r["current"]),
-             _pct(r["change"], signed=True), f"±{r['limit']:.0%}", _pct(r.get("halves")), r.get("runs", ""),
-             _pct(r.get("between")) if r.get("runs", 1) > 1 else "", r["verdict"]] for r in rows]
-    return tabulate(body, headers=["rung", "batch", "baseline ratio", "current ratio", "change", "limit", "halves", "runs",
-                                   "between runs", "verdict"])
+    body = [
+        [
+            r["rung"],
+            r["batch"],
+            num(r["baseline"]),
+            num(r["current"]),
+            _pct(r["change"], signed=True),
+            f"±{r['limit']:.0%}",
+            _pct(r.get("halves")),
+            r.get("runs", ""),
+            _pct(r.get("between")) if r.get("runs", 1) > 1 else "",
+            r["verdict"],
+        ]
+        for r in rows
+    ]
+    return tabulate(
+        body,
+        headers=[
+            "rung",
+            "batch",
+            "baseline ratio",
+            "current ratio",
+            "change",
+            "limit",
+            "halves",
+            "runs",
+            "between runs",
+            "verdict",
+        ],
+    )
 
 
 def stability(cases: Mapping[str, Mapping[str, Any]]) -> str:
     """One line on how stable a measurement was: the halves' disagreement and, over several runs, their spread."""
     halves = sorted(c["halves"] for c in cases.values() if not math.isnan(c["halves"]))
-    line = (f"{len(cases)} cases; even vs odd rounds disagree by median {np.median(halves):.1%}, worst {halves[-1]:.1%}"
-            if halves else f"{len(cases)} cases")
+    line = (
+        f"{len(cases)} cases; even vs odd rounds disagree by median {np.median(halves):.1%}, worst {halves[-1]:.1%}"
+        if halves
+        else f"{len(cases)} cases"
+    )
     between = sorted(c["between"] for c in cases.values() if len(c.get("run_ratios", ())) > 1)
     if between:
         line += f"; between runs (max/min - 1) median {np.median(between):.1%}, worst {between[-1]:.1%}"
@@ -332,10 +400,18 @@ def machine(threads: int, timer: str = DEFAULT_TIMER) -> dict[str, Any]:
     from bench.environment import cpu_model, git_commit
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), **cpu_identity(), "cpu_count": cpus, "threads": threads, "timer": timer,
-            "arch": platform.machine(),
-            "python": platform.python_version(), "torch": version("torch"), "commit": git_commit(),
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu_model(),
+        **cpu_identity(),
+        "cpu_count": cpus,
+        "threads": threads,
+        "timer": timer,
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "torch": version("torch"),
+        "commit": git_commit(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def machine_key(info: Mapping[str, Any]) -> str:
@@ -351,8 +427,10 @@ def read_baseline(path: Path) -> dict[str, Any]:
     """The baseline file: ``{"schema", "default_threshold", "thresholds", "machines": {key: entry}}``."""
     stored = json.loads(Path(path).read_text(encoding="utf-8"))
     if stored.get("schema") != SCHEMA:
-        raise BenchError(f"{path} is a format-{stored.get('schema')} baseline, this bench reads format {SCHEMA}; "
-                         "store a new one with `python -m bench perf --save`")
+        raise BenchError(
+            f"{path} is a format-{stored.get('schema')} baseline, this bench reads format {SCHEMA}; "
+            "store a new one with `python -m bench perf --save`"
+        )
     return stored
 
 
@@ -368,8 +446,13 @@ def plan_cases(path: str | Path, threads: int, timer: str = DEFAULT_TIMER) -> di
     return entry["cases"] if entry else None
 
 
-def write_baseline(entry: Mapping[str, Any], path: Path, thresholds: Mapping[str, float] | None = None,
-                   default_threshold: float | None = None, known_rungs: Sequence[str] | None = None) -> Path:
+def write_baseline(
+    entry: Mapping[str, Any],
+    path: Path,
+    thresholds: Mapping[str, float] | None = None,
+    default_threshold: float | None = None,
+    known_rungs: Sequence[str] | None = None,
+) -> Path:
     """Store ``entry`` (``{"machine", "cases"}``) as the baseline of its machine kind. Its cases replace the same
     cases of that kind's stored entry; the entry's other cases (rungs not measured this time) stay unless their
     rung is not in ``known_rungs``. Other kinds' entries, per-rung ``thresholds`` and the default threshold
@@ -385,10 +468,12 @@ def write_baseline(entry: Mapping[str, Any], path: Path, thresholds: Mapping[str
     kept = stored.get("machines", {}).get(key, {}).get("cases", {})
     if known_rungs is not None:
         kept = {k: c for k, c in kept.items() if c["rung"] in known_rungs}
-    payload = {"schema": SCHEMA,
-               "default_threshold": default_threshold or stored.get("default_threshold", DEFAULT_THRESHOLD),
-               "thresholds": {**stored.get("thresholds", {}), **(thresholds or {})},
-               "machines": {**stored.get("machines", {}), key: {**entry, "cases": {**kept, **entry["cases"]}}}}
+    payload = {
+        "schema": SCHEMA,
+        "default_threshold": default_threshold or stored.get("default_threshold", DEFAULT_THRESHOLD),
+        "thresholds": {**stored.get("thresholds", {}), **(thresholds or {})},
+        "machines": {**stored.get("machines", {}), key: {**entry, "cases": {**kept, **entry["cases"]}}},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

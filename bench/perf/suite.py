@@ -16,7 +16,6 @@ rung take ``factor`` times as long).
 from __future__ import annotations
 
 import os
-import time
 import warnings
 
 import pytest
@@ -54,8 +53,11 @@ def _plans() -> dict:
         return {}
     cases = perf.plan_cases(path, THREADS, TIMER)
     if cases is None:
-        warnings.warn(f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS, TIMER))}): "
-                      "calls per round are planned afresh, so round times need not compare with another run's", stacklevel=2)
+        warnings.warn(
+            f"BENCH_PERF_PLAN={path} has no entry for this machine ({perf.machine_key(perf.machine(THREADS, TIMER))}): "
+            "calls per round are planned afresh, so round times need not compare with another run's",
+            stacklevel=2,
+        )
     return cases or {}
 
 
@@ -93,6 +95,7 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
     model = ladder[rung]
     key = f"{rung}@{batch}"
     with disabled():  # on-disk caches (embeddings, MC estimates) would time a lookup, not the rung
+
         def call() -> None:
             model.predict_proba(inputs)
 
@@ -101,7 +104,8 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
         calls = int(planned["calls"]) if planned else fresh.calls
         rounds = int(planned["rounds"]) if planned else fresh.rounds
         part_calls = (planned or {}).get("part_calls") or {
-            name: perf.plan(part, round_seconds=0.01, case_seconds=0).calls for name, part in reference.parts.items()}
+            name: perf.plan(part, round_seconds=0.01, case_seconds=0).calls for name, part in reference.parts.items()
+        }
         parts: dict[str, list[float]] = {name: [] for name in reference.parts}
 
         def setup() -> None:  # not timed by pytest-benchmark: each reference part, just before each round
@@ -119,11 +123,20 @@ def test_predict(benchmark, ladder, dataset, reference, rung, batch):
 
         benchmark.group = rung
         pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
-        benchmark.extra_info.update({"rung": rung, "batch": batch, "calls": calls, "part_calls": part_calls,
-                                     "threads": torch.get_num_threads(), "pools": pools, "timer": TIMER})
+        benchmark.extra_info.update(
+            {
+                "rung": rung,
+                "batch": batch,
+                "calls": calls,
+                "part_calls": part_calls,
+                "threads": torch.get_num_threads(),
+                "pools": pools,
+                "timer": TIMER,
+            }
+        )
         benchmark.pedantic(one_round, setup=setup, rounds=rounds, warmup_rounds=1)
     if benchmark.stats is None:  # --benchmark-disable: nothing was timed
         return
     # setup and one_round ran for the warm-up round first, then for each timed round
-    per_call = [t / calls for t in timed[1:1 + rounds]]
-    benchmark.extra_info.update(perf.estimate(per_call, {n: v[1:1 + rounds] for n, v in parts.items()}))
+    per_call = [t / calls for t in timed[1 : 1 + rounds]]
+    benchmark.extra_info.update(perf.estimate(per_call, {n: v[1 : 1 + rounds] for n, v in parts.items()}))

@@ -66,8 +66,10 @@ class Figures:
         path = self.folder / f"{name}.png"
         data = plots.save_png(fig, path)
         self.written.append(path)
-        return (f'<img src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}" alt="{_esc(alt)}" '
-                f'title="{_esc(path.name)}">')
+        return (
+            f'<img src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}" alt="{_esc(alt)}" '
+            f'title="{_esc(path.name)}">'
+        )
 
 
 @dataclass
@@ -176,7 +178,9 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
 
 def _leaderboard_html(frame: pd.DataFrame) -> str:
     shown, best = formatted(frame), best_rows(frame)
-    head = "".join(f'<th class="{"text" if c in ("rung", "status", "note") else ""}">{_esc(c)}</th>' for c in shown.columns)
+    head = "".join(
+        f'<th class="{"text" if c in ("rung", "status", "note") else ""}">{_esc(c)}</th>' for c in shown.columns
+    )
     rows = []
     for i, row in shown.iterrows():
         cells = []
@@ -189,10 +193,16 @@ def _leaderboard_html(frame: pd.DataFrame) -> str:
 
 def _scores_table(per_class: dict[str, dict[str, float]]) -> str:
     rows = "".join(
-        f'<tr><td class="text">{_esc(label)}</td>' + "".join(f"<td>{s.get(k, float('nan')):.3f}</td>" for k in ("precision", "recall", "f1"))
-        + f"<td>{int(s.get('support', 0))}</td></tr>" for label, s in per_class.items())
-    return ('<table><thead><tr><th class="text">class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>")
+        f'<tr><td class="text">{_esc(label)}</td>'
+        + "".join(f"<td>{s.get(k, float('nan')):.3f}</td>" for k in ("precision", "recall", "f1"))
+        + f"<td>{int(s.get('support', 0))}</td></tr>"
+        for label, s in per_class.items()
+    )
+    return (
+        '<table><thead><tr><th class="text">class</th><th>precision</th><th>recall</th><th>F1</th>'
+        "<th>support</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _loss(probs: np.ndarray, labels: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -220,10 +230,16 @@ def _examples_table(stored: Stored, rung: str, dataset: Dataset | None, indices:
             conf = float(np.maximum(probs[i], 1 - probs[i]).mean())
         else:
             true, pred, conf = names[labels[i]], names[int(probs[i].argmax())], float(probs[i].max())
-        rows.append(f'<tr><td>{i}</td><td class="text">{_esc(_example_text(dataset, int(i)))}</td><td class="text">{_esc(true)}</td>'
-                    f'<td class="text">{_esc(pred)}</td><td>{conf:.3f}</td><td>{loss[i]:.3f}</td></tr>')
-    return ('<table><thead><tr><th>#</th><th class="text">text</th><th class="text">true</th><th class="text">predicted</th>'
-            f'<th>confidence</th><th>loss</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        rows.append(
+            f'<tr><td>{i}</td><td class="text">{_esc(_example_text(dataset, int(i)))}</td>'
+            f'<td class="text">{_esc(true)}</td>'
+            f'<td class="text">{_esc(pred)}</td><td>{conf:.3f}</td><td>{loss[i]:.3f}</td></tr>'
+        )
+    return (
+        '<table><thead><tr><th>#</th><th class="text">text</th><th class="text">true</th>'
+        '<th class="text">predicted</th>'
+        f"<th>confidence</th><th>loss</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _error_analysis(stored: Stored, dataset: Dataset | None, note: str) -> str:
@@ -242,10 +258,13 @@ def _error_analysis(stored: Stored, dataset: Dataset | None, note: str) -> str:
     confident = right[np.argsort(loss[right], kind="stable")[:ERROR_EXAMPLES]]
     caveat = f'<p class="note">Texts unavailable: {_esc(note)}.</p>' if dataset is None else ""
     loss_name = "mean binary cross-entropy over labels" if stored.multilabel else "−log p(true class)"
-    return (f"<p>Best rung by macro-F1: <b>{_esc(best)}</b>. Loss is {loss_name}. The highest-loss examples are the "
-            "likeliest to be mislabelled or genuinely hard.</p>" + caveat
-            + f"<h3>Highest loss</h3>{_examples_table(stored, best, dataset, worst, loss)}"
-            + f"<h3>Most confident correct</h3>{_examples_table(stored, best, dataset, confident, loss)}")
+    return (
+        f"<p>Best rung by macro-F1: <b>{_esc(best)}</b>. Loss is {loss_name}. The highest-loss examples are the "
+        "likeliest to be mislabelled or genuinely hard.</p>"
+        + caveat
+        + f"<h3>Highest loss</h3>{_examples_table(stored, best, dataset, worst, loss)}"
+        + f"<h3>Most confident correct</h3>{_examples_table(stored, best, dataset, confident, loss)}"
+    )
 
 
 def _reliability_section(stored: Stored, figs: Figures) -> str:
@@ -256,11 +275,16 @@ def _reliability_section(stored: Stored, figs: Figures) -> str:
     for root, rungs in roots.items():
         key = root if len(rungs) > 1 else (_family(stored.results[root]) or root)
         groups.setdefault(key, []).extend(rungs)
-    what = ("every (example, label) decision pooled, confidence of the decided side" if stored.multilabel
-            else "top-label confidence")
-    parts = [f'<p class="note">Accuracy per equal-width confidence bin ({stored.ece_bins} bins, {what}) against the '
-             "diagonal; under each, how many test predictions fall in each bin. Plain, MC-Dropout and "
-             "temperature-scaled variants of a rung side by side.</p>"]
+    what = (
+        "every (example, label) decision pooled, confidence of the decided side"
+        if stored.multilabel
+        else "top-label confidence"
+    )
+    parts = [
+        f'<p class="note">Accuracy per equal-width confidence bin ({stored.ece_bins} bins, {what}) against the '
+        "diagonal; under each, how many test predictions fall in each bin. Plain, MC-Dropout and "
+        "temperature-scaled variants of a rung side by side.</p>"
+    ]
     for root, rungs in sorted(groups.items(), key=lambda kv: _ladder_position(kv[1][0])):
         panels = [(r, *_confidence(*stored.predictions[r], stored.multilabel)) for r in rungs]
         what = f"{root} and its variants" if root in rungs else f"the {root} rungs"
@@ -280,15 +304,23 @@ def _per_rung_section(stored: Stored, figs: Figures) -> str:
         per_class = metrics.get("per_class") or {}
         inner = ""
         if not stored.multilabel and metrics.get("confusion_matrix") is not None:
-            fig = plots.confusion(np.asarray(metrics["confusion_matrix"]), stored.labels, f"{rung}: confusion (rows sum to 1)")
+            fig = plots.confusion(
+                np.asarray(metrics["confusion_matrix"]), stored.labels, f"{rung}: confusion (rows sum to 1)"
+            )
             inner += figs.add(fig, f"confusion_{_slug(rung)}", f"normalised confusion matrix of {rung}")
         inner += _scores_table(per_class) if per_class else '<p class="note">No per-class scores stored.</p>'
         parts.append(f'<details><summary>{_esc(rung)}</summary><div class="grid">{inner}</div></details>')
     if stored.multilabel and stored.predictions:
         chosen = [r for r in stored.frame["rung"] if r in stored.predictions][:4]
         per = {r: stored.results[r]["metrics"].get("per_class", {}) for r in chosen}
-        parts.insert(0, figs.add(plots.per_class_f1(per, f"{stored.dataset}: per-label F1 of the top rungs"),
-                                 "per_label_f1", "per-label F1 of the best rungs"))
+        parts.insert(
+            0,
+            figs.add(
+                plots.per_class_f1(per, f"{stored.dataset}: per-label F1 of the top rungs"),
+                "per_label_f1",
+                "per-label F1 of the best rungs",
+            ),
+        )
     return "".join(parts)
 
 
@@ -303,13 +335,26 @@ def _dataset_section(stored: Stored, dataset: Dataset | None, note: str, figs: F
     else:
         return '<p class="note">No predictions stored, so no class distribution.</p>'
     what = "label frequency" if stored.multilabel else "class distribution"
-    html_parts = [figs.add(plots.class_distribution(counts, f"{stored.dataset}: {what} per split"), "class_distribution", what)]
+    html_parts = [
+        figs.add(plots.class_distribution(counts, f"{stored.dataset}: {what} per split"), "class_distribution", what)
+    ]
     if dataset is not None:
         sizes = ", ".join(f"{k}: {len(v)}" for k, v in dataset.splits.items())
-        lengths = {name: np.array([len(t.split()) + (len(p.split()) if p else 0) for t, p in
-                                   zip(split.texts, split.pairs or [None] * len(split))]) for name, split in dataset.splits.items()}
+        lengths = {
+            name: np.array(
+                [
+                    len(t.split()) + (len(p.split()) if p else 0)
+                    for t, p in zip(split.texts, split.pairs or [None] * len(split))
+                ]
+            )
+            for name, split in dataset.splits.items()
+        }
         html_parts.insert(0, f'<p class="note">Splits as evaluated (after the profile\'s caps): {_esc(sizes)}.</p>')
-        html_parts.append(figs.add(plots.length_distribution(lengths, f"{stored.dataset}: text length"), "text_length", "text lengths"))
+        html_parts.append(
+            figs.add(
+                plots.length_distribution(lengths, f"{stored.dataset}: text length"), "text_length", "text lengths"
+            )
+        )
     else:
         html_parts.insert(0, f'<p class="note">Test split only; text lengths unavailable: {_esc(note)}.</p>')
     return f'<div class="grid">{"".join(html_parts)}</div>'
@@ -326,14 +371,29 @@ def _summary(stored: Stored) -> str:
 
     created = sorted(r.get("created_at") for r in results if r.get("created_at"))
     rows = [
-        ("task", stored.spec.get("task")), ("labels", ", ".join(stored.labels)),
-        ("examples (train / validation / test)", f"{stored.spec.get('train')} / {stored.spec.get('validation')} / {stored.spec.get('test')}"),
+        ("task", stored.spec.get("task")),
+        ("labels", ", ".join(stored.labels)),
+        (
+            "examples (train / validation / test)",
+            f"{stored.spec.get('train')} / {stored.spec.get('validation')} / {stored.spec.get('test')}",
+        ),
         ("profile", ", ".join(sorted({str(c.get("profile", {}).get("name")) for c in configs}))),
-        ("seed", values(configs, "seed")), ("device", values(configs, "device")), ("ECE bins", values(configs, "ece_bins")),
-        ("CPU", values(envs, "cpu")), ("CPU cores", values(envs, "cpu_count")), ("GPU", values(envs, "gpu")),
-        ("threads", ", ".join(sorted({str((r.get("efficiency") or {}).get("threads")) for r in results if r.get("efficiency")})) or "—"),
-        ("python", values(envs, "python")), ("torch", values(envs, "torch")), ("transformers", values(envs, "transformers")),
-        ("scikit-learn", values(envs, "scikit_learn")), ("commit", values(envs, "git_commit")),
+        ("seed", values(configs, "seed")),
+        ("device", values(configs, "device")),
+        ("ECE bins", values(configs, "ece_bins")),
+        ("CPU", values(envs, "cpu")),
+        ("CPU cores", values(envs, "cpu_count")),
+        ("GPU", values(envs, "gpu")),
+        (
+            "threads",
+            ", ".join(sorted({str((r.get("efficiency") or {}).get("threads")) for r in results if r.get("efficiency")}))
+            or "—",
+        ),
+        ("python", values(envs, "python")),
+        ("torch", values(envs, "torch")),
+        ("transformers", values(envs, "transformers")),
+        ("scikit-learn", values(envs, "scikit_learn")),
+        ("commit", values(envs, "git_commit")),
         ("ran", f"{created[0]} … {created[-1]}" if created else "—"),
     ]
     body = "".join(f'<tr><th class="text">{_esc(k)}</th><td class="text">{_esc(v)}</td></tr>' for k, v in rows)
@@ -344,14 +404,18 @@ def _status_note(stored: Stored) -> str:
     unfinished = stored.frame[stored.frame["status"] != "ok"]
     if unfinished.empty:
         return ""
-    items = "".join(f"<li><b>{_esc(r['rung'])}</b>: {_esc(r['status'])} — {_esc(r['note'])}</li>" for _, r in unfinished.iterrows())
+    items = "".join(
+        f"<li><b>{_esc(r['rung'])}</b>: {_esc(r['status'])} — {_esc(r['note'])}</li>" for _, r in unfinished.iterrows()
+    )
     return f'<p class="note">Not in the plots (no predictions):</p><ul class="note">{items}</ul>'
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f"<body>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+        f"<body>{body}</body></html>\n"
+    )
 
 
 def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None = None) -> Path:
@@ -363,19 +427,28 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     plotted = stored.frame[stored.frame["status"] == "ok"].copy()
     plotted["family"] = [_family(stored.results[r]) for r in plotted["rung"]]
     plotted["colour"] = [colour_for(r, f) for r, f in zip(plotted["rung"], plotted["family"])]
-    sections = [f"<h1>{_esc(dataset)}</h1><p class=\"note\">bench report, regenerated from stored results "
-                '(<a href="../index.html">all datasets</a>).</p>']
-    sections.append("<h2>Leaderboard</h2>" + _leaderboard_html(stored.frame)
-                    + '<p class="note">Best value of each column (among finished rungs) in bold green. Latency: one text '
-                    "per call, p50. ECE: top-label, equal-width bins. Sorted by macro-F1.</p>" + _status_note(stored))
-    sections.append("<h2>Trade-offs</h2>"
-                    + figs.add(plots.tradeoff_latency(plotted, dataset), "pareto_f1_latency", "macro-F1 against latency")
-                    + figs.add(plots.tradeoff_calibration(plotted, dataset), "f1_ece", "macro-F1 against ECE"))
+    sections = [
+        f'<h1>{_esc(dataset)}</h1><p class="note">bench report, regenerated from stored results '
+        '(<a href="../index.html">all datasets</a>).</p>'
+    ]
+    sections.append(
+        "<h2>Leaderboard</h2>"
+        + _leaderboard_html(stored.frame)
+        + '<p class="note">Best value of each column (among finished rungs) in bold green. Latency: one text '
+        "per call, p50. ECE: top-label, equal-width bins. Sorted by macro-F1.</p>" + _status_note(stored)
+    )
+    sections.append(
+        "<h2>Trade-offs</h2>"
+        + figs.add(plots.tradeoff_latency(plotted, dataset), "pareto_f1_latency", "macro-F1 against latency")
+        + figs.add(plots.tradeoff_calibration(plotted, dataset), "f1_ece", "macro-F1 against ECE")
+    )
     sections.append("<h2>Reliability</h2>" + _reliability_section(stored, figs))
     sweep_path = folder / "mc_sweep.json"
     if sweep_path.is_file():
         sweep = json.loads(sweep_path.read_text(encoding="utf-8"))
-        sections.append("<h2>MC-Dropout sweep</h2>" + figs.add(plots.mc_sweep(sweep), "mc_sweep", "ECE and accuracy against passes"))
+        sections.append(
+            "<h2>MC-Dropout sweep</h2>" + figs.add(plots.mc_sweep(sweep), "mc_sweep", "ECE and accuracy against passes")
+        )
     sections.append("<h2>Per rung: confusion and per-class scores</h2>" + _per_rung_section(stored, figs))
     sections.append("<h2>Dataset</h2>" + _dataset_section(stored, data, note, figs))
     sections.append("<h2>Error analysis</h2>" + _error_analysis(stored, data, note))
@@ -406,9 +479,12 @@ def write_index(store: ResultStore, datasets: list[str] | None = None) -> Path:
                 m = r.get("metrics", {})
                 tds.append(f"<td>{m.get('f1_macro', float('nan')):.4f} / {m.get('ece', float('nan')):.4f}</td>")
         rows.append(f'<tr><td class="text">{_esc(rung)}</td>{"".join(tds)}</tr>')
-    body = ("<h1>bench: the baseline ladder</h1><p class=\"note\">Each cell: macro-F1 / ECE on the dataset's test split "
-            "(multi-label: macro-F1 at the threshold tuned on validation / mean per-label ECE). Click a dataset for its report.</p>"
-            f'<table><thead><tr><th class="text">rung</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    body = (
+        '<h1>bench: the baseline ladder</h1><p class="note">Each cell: macro-F1 / ECE on the dataset\'s test split '
+        "(multi-label: macro-F1 at the threshold tuned on validation / mean per-label ECE). Click a dataset for its "
+        "report.</p>"
+        f'<table><thead><tr><th class="text">rung</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
     path = store.root / INDEX_FILE
     path.write_text(_page("bench: all datasets", body), encoding="utf-8")
     return path

@@ -32,8 +32,12 @@ def _fixed(digits: int) -> Callable[[Any], str]:
 
 def metric_columns(task: str) -> list[Column]:
     """The leaderboard columns registered metrics declare for a task type, in registration order."""
-    return [(header, "metrics", f"{m.name}.{key}" if key else m.name, m.direction, _fixed(m.digits))
-            for m in list_metrics(task) if task in m.column_tasks for header, key in m.columns]
+    return [
+        (header, "metrics", f"{m.name}.{key}" if key else m.name, m.direction, _fixed(m.digits))
+        for m in list_metrics(task)
+        if task in m.column_tasks
+        for header, key in m.columns
+    ]
 
 
 EFFICIENCY_COLUMNS: list[Column] = [
@@ -43,6 +47,9 @@ EFFICIENCY_COLUMNS: list[Column] = [
     ("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
     ("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),
 ]
+
+
+OWN_COLUMNS = (("params (own)", "params_own"), ("size (own)", "size_bytes_own"), ("fit (s, own)", "fit_seconds_own"))
 
 
 def columns_for(results: list[dict[str, Any]]) -> list[Column]:
@@ -88,7 +95,9 @@ def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard's cells as display strings (the same in Markdown and HTML)."""
     cells = {"rung": frame["rung"], "status": frame["status"]}
-    cells.update({c[0]: frame[c[0]].map(c[4]) for c in sorted(_columns_of(frame), key=lambda c: list(frame.columns).index(c[0]))})
+    cells.update(
+        {c[0]: frame[c[0]].map(c[4]) for c in sorted(_columns_of(frame), key=lambda c: list(frame.columns).index(c[0]))}
+    )
     cells["note"] = frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s)
     return pd.DataFrame(cells)
 
@@ -110,15 +119,25 @@ def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | N
     devices = {(r.get("config") or {}).get("device") for r in results}
     title = f"{dataset} leaderboard"
     md = to_markdown(frame, title)
-    md += (f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. Profile: {', '.join(sorted(map(str, profiles)))}; "
-           f"device: {', '.join(sorted(map(str, devices)))}; CPU: {', '.join(sorted(map(str, envs)))}. "
-           f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins. "
-           "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. Sorted by macro-F1.\n")
+    md += (
+        f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. "
+        f"Profile: {', '.join(sorted(map(str, profiles)))}; "
+        f"device: {', '.join(sorted(map(str, devices)))}; CPU: {', '.join(sorted(map(str, envs)))}. "
+        f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins. "
+        "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. Sorted by macro-F1.\n"
+    )
     if any((r.get("data") or {}).get("task") == "multi-label" for r in results):
-        md += ("\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
-               "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned for its "
-               "F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n")
+        md += (
+            "\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
+            "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned for "
+            "its "
+            "F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n"
+        )
     md_path, csv_path = folder / "leaderboard.md", folder / "leaderboard.csv"
     md_path.write_text(md, encoding="utf-8")
-    frame.to_csv(csv_path, index=False)
+    csv = frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'
+    efficiency = {r["rung"]: r.get("efficiency") or {} for r in results}
+    for header, key in OWN_COLUMNS:
+        csv[header] = [efficiency.get(rung, {}).get(key) for rung in csv["rung"]]
+    csv.to_csv(csv_path, index=False)
     return md_path, csv_path

@@ -11,14 +11,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from bench.evaluate.calibration import calibration_error, reliability_table  # noqa: E402
+from bench.evaluate.calibration import calibration_error, reliability_table
 
 DPI = 110
+
+
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes (the figure is closed)."""
     buf = io.BytesIO()
@@ -61,7 +63,9 @@ def _labelled_scatter(ax: Any, frame: pd.DataFrame, x: str, y: str, sizes: np.nd
             dy -= 9
         placed.append((px, py + dy))
         leader = {"arrowprops": {"arrowstyle": "-", "lw": 0.5, "color": "grey"}} if dy < 0 else {}
-        ax.annotate(row["rung"], (row[x], row[y]), xytext=(6, dy), textcoords="offset points", fontsize=8, zorder=4, **leader)
+        ax.annotate(
+            row["rung"], (row[x], row[y]), xytext=(6, dy), textcoords="offset points", fontsize=8, zorder=4, **leader
+        )
 
 
 def _legend_label(families: Sequence[str]) -> str:
@@ -94,7 +98,16 @@ def tradeoff_latency(frame: pd.DataFrame, title: str) -> Figure:
     front = pareto_front(data["latency p50 (ms)"].tolist(), data["macro-F1"].tolist())
     if front:
         pts = data.loc[front, ["latency p50 (ms)", "macro-F1"]].to_numpy()
-        ax.step(pts[:, 0], pts[:, 1], where="post", color="black", linestyle="--", linewidth=1, label="Pareto frontier", zorder=2)
+        ax.step(
+            pts[:, 0],
+            pts[:, 1],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label="Pareto frontier",
+            zorder=2,
+        )
     _legend(ax, data, ax.get_legend_handles_labels()[0])
     ax.set_xscale("log")
     ax.set_xlabel("latency p50, one text per call (ms, log scale)")
@@ -122,8 +135,9 @@ def reliability_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], n_bins: i
     ``panels`` holds (rung, confidence, correct) triples.
     """
     cols = len(panels)
-    fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 4.6), sharex=True, squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = plt.subplots(
+        2, cols, figsize=(3.2 * cols, 4.6), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
+    )
     edges = np.linspace(0, 1, n_bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     for j, (rung, conf, correct) in enumerate(panels):
@@ -151,8 +165,14 @@ def mc_sweep(sweep: dict[str, Any]) -> Figure:
     summary = pd.DataFrame(sweep["summary"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, metric, label in ((axes[0], "ece", "ECE"), (axes[1], "accuracy", "accuracy")):
-        ax.errorbar(summary["passes"], summary[f"{metric}_mean"], yerr=summary[f"{metric}_std"], marker="o", capsize=3,
-                    label=f"MC-Dropout (mean ± std, {sweep['repeats']} repeats)")
+        ax.errorbar(
+            summary["passes"],
+            summary[f"{metric}_mean"],
+            yerr=summary[f"{metric}_std"],
+            marker="o",
+            capsize=3,
+            label=f"MC-Dropout (mean ± std, {sweep['repeats']} repeats)",
+        )
         ax.axhline(sweep["deterministic"][metric], color="black", linestyle="--", linewidth=1, label="deterministic")
         ax.set_xscale("log")
         ax.set_xticks(summary["passes"], [str(p) for p in summary["passes"]])
@@ -160,8 +180,11 @@ def mc_sweep(sweep: dict[str, Any]) -> Figure:
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{sweep['dataset']}: MC-Dropout against the number of passes ({sweep['test_examples']} test examples, "
-                 f"{sweep['ece_bins']}-bin ECE)", fontsize=10)
+    fig.suptitle(
+        f"{sweep['dataset']}: MC-Dropout against the number of passes ({sweep['test_examples']} test examples, "
+        f"{sweep['ece_bins']}-bin ECE)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -175,8 +198,15 @@ def confusion(matrix: np.ndarray, labels: Sequence[str], title: str) -> Figure:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.6 else "black",
+            )
     ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), labels, fontsize=8)
     ax.set_xlabel("predicted")
@@ -206,7 +236,13 @@ def length_distribution(lengths: dict[str, np.ndarray], title: str) -> Figure:
     top = max((np.percentile(v, 99.5) for v in lengths.values() if len(v)), default=1)
     bins = np.linspace(0, max(top, 1), 40)
     for name, values in lengths.items():
-        ax.hist(np.clip(values, 0, bins[-1]), bins=bins, alpha=0.5, density=True, label=f"{name} (median {np.median(values):.0f})")
+        ax.hist(
+            np.clip(values, 0, bins[-1]),
+            bins=bins,
+            alpha=0.5,
+            density=True,
+            label=f"{name} (median {np.median(values):.0f})",
+        )
     ax.set_xlabel("words per example (clipped at the 99.5th percentile)")
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=10)
@@ -217,7 +253,9 @@ def length_distribution(lengths: dict[str, np.ndarray], title: str) -> Figure:
 
 def per_class_f1(per_class: dict[str, dict[str, dict[str, float]]], title: str) -> Figure:
     """Per-class (per-label) F1 of several rungs side by side: ``{rung: {label: {"f1": ...}}}``."""
-    frame = pd.DataFrame({rung: {label: s.get("f1") for label, s in scores.items()} for rung, scores in per_class.items()})
+    frame = pd.DataFrame(
+        {rung: {label: s.get("f1") for label, s in scores.items()} for rung, scores in per_class.items()}
+    )
     fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(frame) * max(1, len(per_class)) / 2 + 3), 3.6))
     frame.plot.bar(ax=ax, width=0.85)
     ax.set_ylabel("F1")

@@ -41,7 +41,8 @@ DEFAULT_COLOURS = ("#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#ff7f0e")
 class Capabilities:
     """What a rung handles and offers.
 
-    ``tasks``: label kinds it handles (``single-label``, sentence pairs included, and ``multi-label``); ``pairs``: whether it takes sentence pairs; ``needs``: what each of
+    ``tasks``: label kinds it handles (``single-label``, sentence pairs included, and ``multi-label``); ``pairs``:
+    whether it takes sentence pairs; ``needs``: what each of
     its bases must offer (``logits``: :meth:`~bench.rungs.protocol.Rung.predict_logits`; ``torch``: a torch module);
     ``device``: it runs on ``--device``; ``stochastic``: it draws stochastic passes
     (``sample_probs(inputs, passes)``, ``reseed(seed)``), so ``bench sweep-mc`` applies to it.
@@ -167,9 +168,19 @@ def register_rung(
             raise ValueError(f"rung {name!r} is already registered")
         order = _REGISTRY[name].order if name in _REGISTRY else next(_ORDER)
         _REGISTRY[name] = RungInfo(
-            name, family, description, target, order, tuple(bases), MappingProxyType(dict(fixed or {})),
-            capabilities or Capabilities(), MappingProxyType({k: dict(v) for k, v in (profiles or {}).items()}),
-            MappingProxyType(dict(perf or {})), style, check)
+            name,
+            family,
+            description,
+            target,
+            order,
+            tuple(bases),
+            MappingProxyType(dict(fixed or {})),
+            capabilities or Capabilities(),
+            MappingProxyType({k: dict(v) for k, v in (profiles or {}).items()}),
+            MappingProxyType(dict(perf or {})),
+            style,
+            check,
+        )
         return target
 
     return add if factory is None else add(factory)

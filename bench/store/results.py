@@ -2,7 +2,8 @@
 
 result.json schema (``schema_version`` 1):
 
-- ``dataset``, ``rung``, ``family``, ``bases`` (the rungs a wrapper wraps), ``status`` (``ok`` | ``failed`` | ``not_applicable``),
+- ``dataset``, ``rung``, ``family``, ``bases`` (the rungs a wrapper wraps), ``status`` (``ok`` | ``failed`` |
+  ``not_applicable``),
   ``error`` (failed: the exception line) / ``reason`` (not applicable), ``traceback`` (failed)
 - ``config`` (rung options, bases' config hashes, profile caps, seed, device, ECE bins, dataset fingerprint) and
   ``config_hash``
@@ -121,7 +122,9 @@ class ResultStore:
         folder = self.rung_dir(result["dataset"], result["rung"])
         preds = folder / PREDICTIONS_FILE
         if probs is not None and labels is not None:
-            _atomic_write_bytes(preds, lambda fh: np.savez_compressed(fh, probs=probs.astype(np.float64), labels=labels))
+            _atomic_write_bytes(
+                preds, lambda fh: np.savez_compressed(fh, probs=probs.astype(np.float64), labels=labels)
+            )
         payload = {"schema_version": SCHEMA_VERSION, **result}
         _atomic_write_bytes(folder / RESULT_FILE, lambda fh: fh.write(to_json(payload).encode("utf-8")))
         if probs is None:
