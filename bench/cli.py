@@ -410,6 +410,23 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_settings(group: Any) -> None:
+    """The settings ``run`` and ``sweep-mc`` share: profile, seed, device, ECE bins, output and rung options."""
+    group.add_argument("--profile", default="default", help="quick | default | full (default: default)")
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
+    group.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
+    group.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    group.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="RUNG.KEY=VALUE",
+        help="a rung option, repeatable; keys are the rung's constructor parameters, values parse as JSON: e.g. "
+        "<rung>.model=distilbert-base-uncased, '<rung>.c_grid=[1,4]'",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -451,19 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label column of --data (default: label; in JSONL a list of tags means multi-label)",
     )
     how = p.add_argument_group("how")
-    how.add_argument("--profile", default="default", help="quick | default | full (default: default)")
-    how.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    how.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
-    how.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
-    how.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
-    how.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="RUNG.KEY=VALUE",
-        help="a rung option, repeatable; keys are the rung's constructor parameters, values parse as JSON: e.g. "
-        "<rung>.model=distilbert-base-uncased, '<rung>.c_grid=[1,4]'",
-    )
+    _add_settings(how)
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)
@@ -568,12 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)"
     )
-    p.add_argument("--profile", default="default", help="quick | default | full (default: default)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
-    p.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
-    p.add_argument("--option", action="append", default=[], metavar="RUNG.KEY=VALUE", help="a rung option, repeatable")
-    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    _add_settings(p)
     p.set_defaults(func=cmd_sweep_mc)
 
     p = sub.add_parser(

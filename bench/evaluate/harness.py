@@ -136,8 +136,19 @@ def _stored_or_built(name: str, dataset: Dataset, settings: RunSettings, store: 
     artifact = store.rung_dir(dataset.name, name) / ARTIFACT_DIR
     current = config_hash(config_for(name, dataset, settings))
     if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
-        log.info("%s: reusing the fitted %s", dataset.name, name)
-        return load_rung(artifact), float(stored["efficiency"]["fit_seconds"])
+        try:
+            rung = load_rung(artifact)
+        except Exception as exc:  # e.g. an artifact written by an older bench: fit the base again instead
+            log.warning(
+                "%s/%s: stored artifact unreadable (%s: %s); fitting it again",
+                dataset.name,
+                name,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            log.info("%s: reusing the fitted %s", dataset.name, name)
+            return rung, float(stored["efficiency"]["fit_seconds"])
     return build_rung(name, dataset, settings, store)
 
 

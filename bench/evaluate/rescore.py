@@ -16,7 +16,7 @@ from bench.evaluate.harness import config_hash
 from bench.evaluate.metrics import METRICS_VERSION, compute_scores
 from bench.evaluate.thresholds import Thresholds
 from bench.rungs.registry import get_rung
-from bench.store.results import ResultStore
+from bench.store.results import PREDICTIONS_FILE, ResultStore
 
 
 def _bases(result: dict[str, Any]) -> list[str]:
@@ -82,20 +82,15 @@ def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
         if "bases" not in config:  # stored by an older bench: re-key it the way this version does
             config = migrate_config(result, [visit(b) for b in bases])
         result = {**result, "bases": bases, "config": config, "config_hash": config_hash(config)}
-        change = math.nan
-        if result.get("status") == "ok":
+        change, status = math.nan, result.get("status")
+        if status == "ok" and not (store.rung_dir(dataset, rung) / PREDICTIONS_FILE).is_file():
+            status = "ok, no predictions.npz: metrics kept"
+        elif status == "ok":
             result, change = rescore_result(result, store)
             result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         store.rewrite(result)
-        rows.append(
-            {
-                "dataset": dataset,
-                "rung": rung,
-                "status": result.get("status"),
-                "max_change": change,
-                "metrics": len(result.get("metrics") or {}),
-            }
-        )
+        metrics = len(result.get("metrics") or {})
+        rows.append({"dataset": dataset, "rung": rung, "status": status, "max_change": change, "metrics": metrics})
         hashes[rung] = result["config_hash"]
         return hashes[rung]
 
