@@ -3,13 +3,13 @@
 Importing this package declares them in the registry; their modules (scikit-learn, lexicons) load on first use.
 """
 
-from bench.rungs.registry import PlotStyle, register_rung
+from bench.rungs.registry import Capabilities, PlotStyle, register_rung
 
 CHANCE = PlotStyle("#9e9e9e")
-for _name, _strategy, _description in (
-    ("random", "uniform", "Uniformly random class (probabilities 1/C): the floor of the ladder."),
-    ("stratified", "stratified", "Random class drawn from the training prior, predicted with full confidence."),
-    ("majority", "majority", "Always the most frequent training class; the class prior as probabilities."),
+for _name, _strategy, _seeded, _description in (
+    ("random", "uniform", True, "Uniformly random class (probabilities 1/C): the floor of the ladder."),
+    ("stratified", "stratified", True, "Random class drawn from the training prior, predicted with full confidence."),
+    ("majority", "majority", False, "Always the most frequent training class; the class prior as probabilities."),
 ):
     register_rung(
         _name,
@@ -18,6 +18,7 @@ for _name, _strategy, _description in (
         description=_description,
         fixed={"strategy": _strategy},
         style=CHANCE,
+        capabilities=Capabilities(informative=False, seeded=_seeded),
     )
 
 register_rung(
@@ -27,6 +28,7 @@ register_rung(
     description="Rule-based: VADER lexicon (sentiment), NRC lexicon (emotion) or alias rules with Porter "
     "stemming (rules.json).",
     style=PlotStyle("#8d6e63"),
+    capabilities=Capabilities(seeded=False),
 )
 
 register_rung(

@@ -140,9 +140,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ece_bins < 1:
         raise BenchError("--ece-bins must be at least 1")
     options = _parse_options(args.option)
+    if args.seed is not None and args.seeds:
+        raise BenchError("use --seed N or --seeds A,B, not both")
+    try:
+        seeds = (
+            [args.seed] if args.seed is not None else [int(v) for v in _csv(args.seeds or "")] or list(profile.seeds)
+        )
+    except ValueError:
+        raise BenchError(f"--seeds takes comma-separated integers, e.g. 0,1,2, not {args.seeds!r}") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise BenchError("--seeds must be distinct non-negative integers")
     settings = RunSettings(
         profile=profile,
-        seed=args.seed,
+        seed=seeds[0],
         device=resolve_device(args.device),
         ece_bins=args.ece_bins,
         force=args.force,
@@ -150,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _check_options(settings)
     datasets = _load_datasets(args)
-    results = run(datasets, rungs, settings, args.output)
+    results = run(datasets, rungs, settings, args.output, seeds, html=not args.no_html)
     failed = [r for r in results if r["status"] == "failed"]
     return 1 if failed and args.strict else 0
 
@@ -365,13 +375,14 @@ def cmd_rescore(args: argparse.Namespace) -> int:
                 (
                     r["dataset"],
                     r["rung"],
+                    r["seed"],
                     r["status"],
                     r["metrics"],
                     "" if r["max_change"] != r["max_change"] else f"{r['max_change']:.2g}",
                 )
                 for r in rows
             ],
-            headers=["dataset", "rung", "status", "metrics", "largest change"],
+            headers=["dataset", "rung", "seed", "status", "metrics", "largest change"],
             tablefmt="simple",
         )
     )
@@ -410,10 +421,19 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_settings(group: Any) -> None:
-    """The settings ``run`` and ``sweep-mc`` share: profile, seed, device, ECE bins, output and rung options."""
+def _add_settings(group: Any, seeds: bool = False) -> None:
+    """The settings ``run`` and ``sweep-mc`` share: profile, seed(s), device, ECE bins, output and rung options."""
     group.add_argument("--profile", default="default", help="quick | default | full (default: default)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    if seeds:
+        group.add_argument(
+            "--seeds",
+            metavar="A,B",
+            help="seeds: each seeded rung runs once per seed (data order, initialisation, dropout masks; the split "
+            "stays fixed) and every seed's result is kept (default: the profile's — quick 0, default 0,1,2, full 0-4)",
+        )
+        group.add_argument("--seed", type=int, default=None, help="a single seed, instead of --seeds")
+    else:
+        group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     group.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     group.add_argument("--ece-bins", type=int, default=15, help="equal-width bins for ECE (default: 15)")
     group.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
@@ -468,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="label column of --data (default: label; in JSONL a list of tags means multi-label)",
     )
     how = p.add_argument_group("how")
-    _add_settings(how)
+    _add_settings(how, seeds=True)
+    how.add_argument("--no-html", action="store_true", help="leaderboards only: skip the HTML report")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     p.set_defaults(func=cmd_run)

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "transformers", "scikit-learn", "numpy", "datasets", "baal")
+# ISA extensions that pick torch's and numpy's kernels: machines that differ in them time differently.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx_vnni", "sve", "asimd")
 
 
 def _version(pkg: str) -> str | None:
@@ -71,3 +73,52 @@ def environment() -> dict[str, Any]:
         "gpu": gpu_name(),
         "git_commit": git_commit(),
     }
+
+
+def cpu_identity() -> dict[str, Any]:
+    """The CPU's ISA extensions from :data:`ISA_FLAGS` and its family / model / stepping (Linux /proc/cpuinfo;
+    empty elsewhere). Cloud machines often name every Xeon generation alike; these tell them apart."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"isa": [], "cpu_id": ""}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+        if not line.strip():
+            break  # the first processor is enough
+    have = set((fields.get("flags") or fields.get("Features") or "").split())
+    ident = "-".join(fields[f] for f in ("cpu family", "model", "stepping") if fields.get(f))
+    return {"isa": [f for f in ISA_FLAGS if f in have], "cpu_id": ident}
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def timing_machine(threads: int, device: str) -> dict[str, Any]:
+    """What latency, throughput and memory are measured on: the CPU (name, family-model-stepping, ISA), the CPUs and
+    threads used, the GPU, and the libraries that do the work. ``key`` tells two machines apart: figures timed on
+    another key are re-measured, never shown as this machine's."""
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        **cpu_identity(),
+        "cpu_count": cpu_count(),
+        "threads": threads,
+        "device": device,
+        "gpu": gpu_name(),
+        "python": platform.python_version(),
+        **{pkg.replace("-", "_"): _version(pkg) for pkg in ("torch", "numpy", "scikit-learn")},
+    }
+    info["key"] = machine_key(info)
+    return info
+
+
+def machine_key(info: dict[str, Any]) -> str:
+    """A short label of a timing machine: CPU model and id, CPUs, threads, device (and GPU), library versions."""
+    ident = f" ({info['cpu_id']})" if info.get("cpu_id") else ""
+    device = info.get("device", "cpu") + (f" {info['gpu']}" if info.get("gpu") and info.get("device") != "cpu" else "")
+    libs = ", ".join(f"{k} {info.get(k)}" for k in ("python", "torch", "numpy", "scikit_learn") if info.get(k))
+    return f"{info.get('cpu')}{ident}, {info.get('cpu_count')} cpus, {info.get('threads')} threads, {device}; {libs}"

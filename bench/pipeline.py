@@ -3,6 +3,8 @@ write the reports from the store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from bench.data import Dataset
 from bench.evaluate.harness import RunSettings, evaluate
 from bench.profiles import apply_profile
 from bench.report.leaderboard import write_leaderboard
+from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
 
 
@@ -19,28 +22,63 @@ def summary_line(result: dict[str, Any]) -> str:
     if result["status"] != "ok":
         return f"{head}: {result['status']} ({result.get('reason') or result.get('error')})"
     m, e = result["metrics"], result["efficiency"]
+    busy = "  (timed while the machine was busy)" if (result.get("timing") or {}).get("contended") else ""
+    seed = (result.get("config") or {}).get("seed", 0)
     return (
-        f"{head}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
-        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s"
+        f"{head} seed {seed}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
+        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s{busy}"
     )
 
 
-def run(datasets: list[Dataset], rungs: list[str], settings: RunSettings, output: str | Path) -> list[dict[str, Any]]:
-    """Evaluate every rung on every dataset, then write each dataset's leaderboards."""
+def run(
+    datasets: list[Dataset],
+    rungs: list[str],
+    settings: RunSettings,
+    output: str | Path,
+    seeds: Sequence[int] | None = None,
+    html: bool = False,
+) -> list[dict[str, Any]]:
+    """Evaluate every rung on every dataset once per seed (``seeds``, default: the settings' one seed; a rung whose
+    registration says the seed changes nothing runs for the first only), then write each dataset's leaderboards
+    (and, with ``html``, its HTML report and the index, printing where to open them).
+    The split is the same for every seed; data order, initialisation and dropout masks follow it."""
     from tqdm.auto import tqdm
 
     store = ResultStore(output)
+    seeds = list(seeds) if seeds else [settings.seed]
     results = []
-    jobs = [(d, r) for d in datasets for r in rungs]
+    jobs = [
+        (d, seed, r)
+        for d in datasets
+        for seed in seeds
+        for r in rungs
+        if seed == seeds[0] or get_rung(r).capabilities.seeded
+    ]
     capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
+    for d in datasets:
+        store.migrate(d.name)  # results of older versions into their seed's folder
     with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
-        for dataset, rung in bar:
-            bar.set_postfix_str(f"{dataset.name}/{rung}")
-            result = evaluate(rung, capped[dataset.name], settings, store)
+        for dataset, seed, rung in bar:
+            bar.set_postfix_str(f"{dataset.name}/{rung} seed {seed}")
+            result = evaluate(rung, capped[dataset.name], replace(settings, seed=seed), store)
             tqdm.write(summary_line(result))
             results.append(result)
     for d in datasets:
         paths = write_leaderboard(store, d.name)
         if paths:
             tqdm.write(f"leaderboard: {paths[0]}")
+        if html and paths:
+            from bench.report.html import write_report
+
+            tqdm.write(f"report: {write_report(store, d.name).resolve().as_uri()}")
+    if html and results:
+        from bench.report.html import write_index
+
+        tqdm.write(f"all datasets: {write_index(store).resolve().as_uri()}")
+    busy = [r for r in results if (r.get("timing") or {}).get("contended")]
+    if busy:
+        tqdm.write(
+            f"warning: {len(busy)} rung(s) were timed while the machine was busy; their latency is marked * in "
+            "the leaderboard (rerun them on an idle machine with --force)"
+        )
     return results

@@ -33,9 +33,11 @@ class Profile:
     throughput_repeats: int = 5
     throughput_max_seconds: float = 30.0
     throughput_call_seconds: float = 4.0  # slow rungs (MC-Dropout) get a batch that one call handles in about this
+    seeds: tuple[int, ...] = (0,)  # each seeded rung runs once per seed (not part of a result's config: its seed is)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The caps a result's configuration records (the seeds are not: each result records its own seed)."""
+        return {k: v for k, v in asdict(self).items() if k != "seeds"}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> Profile:
@@ -58,9 +60,10 @@ PROFILES: dict[str, Profile] = {
         throughput_repeats=3,
     ),
     # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
-    "default": Profile("default", max_train=30000, max_validation=3000, max_test=None),
+    "default": Profile("default", max_train=30000, max_validation=3000, max_test=None, seeds=(0, 1, 2)),
     "full": Profile(
         "full",
+        seeds=(0, 1, 2, 3, 4),
         max_train=None,
         max_validation=None,
         max_test=None,

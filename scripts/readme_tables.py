@@ -8,19 +8,29 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.report.leaderboard import leaderboard_frame
+import pandas as pd
+
+from bench.report.leaderboard import comparison_for, formatted, leaderboard_frame
 from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
 
 
+def cells(dataset: str) -> pd.DataFrame:
+    """The leaderboard's display cells of the finished rungs of ``dataset``, in leaderboard order."""
+    store = ResultStore(ROOT / "results")
+    results = store.results(dataset)
+    frame = leaderboard_frame(results, comparison_for(store, dataset, results), store.seed_results(dataset))
+    return formatted(frame)[frame["status"] == "ok"]
+
+
 def table(dataset: str, columns: list[str]) -> str:
-    """A Markdown table of the finished rungs of ``dataset``, leaderboard order, 4 decimals."""
-    frame = leaderboard_frame(ResultStore(ROOT / "results").results(dataset))
+    """A Markdown table of the finished rungs of ``dataset`` with the leaderboard's cells of ``columns``."""
+    shown = cells(dataset)
     lines = ["| " + " | ".join(["rung", *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
-    for _, row in frame[frame["status"] == "ok"].iterrows():
-        lines.append("| " + " | ".join([row["rung"], *(f"{row[c]:.4f}" for c in columns)]) + " |")
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join([row["rung"], *(str(row[c]) for c in columns)]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -40,7 +40,7 @@ def test_run_and_report(toy_data, tmp_path, capsys):
     for ds in ("toy_sentiment", "toy_tags"):
         assert (out / ds / "leaderboard.md").is_file()
         for rung in ("majority", "tfidf_lr"):
-            assert json.loads((out / ds / rung / "result.json").read_text())["status"] == "ok"
+            assert json.loads((out / ds / rung / "seed-0" / "result.json").read_text())["status"] == "ok"
     (out / "toy_sentiment" / "leaderboard.md").unlink()
     assert main(["report", "--output", str(out)]) == 0
     assert (out / "toy_sentiment" / "leaderboard.md").is_file()
@@ -61,7 +61,7 @@ def test_data_folder_keeps_its_card_fields(toy_data, tmp_path):
         ]
     )
     assert code == 0
-    stored = json.loads((tmp_path / "toy_pairs" / "majority" / "result.json").read_text())
+    stored = json.loads((tmp_path / "toy_pairs" / "majority" / "seed-0" / "result.json").read_text())
     assert stored["data"]["task"] == "sentence-pair"
 
 
@@ -98,7 +98,7 @@ def test_byo_data_file(tmp_path):
             str(tmp_path / "o"),
         ]
     )
-    assert code == 0 and (tmp_path / "o" / "mine" / "majority" / "result.json").is_file()
+    assert code == 0 and (tmp_path / "o" / "mine" / "majority" / "seed-0" / "result.json").is_file()
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def stored(toy_data, tmp_path):
         )
         == 0
     )
-    path = out / "toy_sentiment" / "majority" / "result.json"
+    path = out / "toy_sentiment" / "majority" / "seed-0" / "result.json"
     return out, path, path.read_bytes()
 
 

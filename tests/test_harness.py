@@ -23,7 +23,7 @@ def test_result_files_and_recomputed_metrics(toy_data, tmp_path):
     store = ResultStore(tmp_path / "out")
     result = evaluate("tfidf_lr", apply_profile(ds, QUICK.profile), QUICK, store)
     assert result["status"] == "ok"
-    folder = tmp_path / "out" / "toy_sentiment" / "tfidf_lr"
+    folder = tmp_path / "out" / "toy_sentiment" / "tfidf_lr" / "seed-0"
     stored = json.loads((folder / "result.json").read_text())
     for key in (
         "accuracy",

@@ -342,8 +342,8 @@ def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_pa
         info = results[name]["fit_info"]
         assert info["reused_fit_seconds"] == pytest.approx(base_fit)  # loaded from the stored weights, not retrained
     assert results["finetuned+mc+ts"]["fit_info"]["reused_fit_seconds"] > 0
-    plain = np.load(tmp_path / "toy_sentiment" / "finetuned" / "predictions.npz")["probs"]
-    scaled = np.load(tmp_path / "toy_sentiment" / "finetuned+ts" / "predictions.npz")["probs"]
+    plain = np.load(tmp_path / "toy_sentiment" / "finetuned" / "seed-0" / "predictions.npz")["probs"]
+    scaled = np.load(tmp_path / "toy_sentiment" / "finetuned+ts" / "seed-0" / "predictions.npz")["probs"]
     assert np.array_equal(plain.argmax(1), scaled.argmax(1))
     assert results["finetuned+mc"]["efficiency"]["mc_passes"] == 3
     assert "padding_efficiency" in results["finetuned"]["efficiency"]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from pathlib import Path
 
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
 from bench.profiles import get_profile
-from bench.report.leaderboard import leaderboard_frame
 from bench.rungs import registry
-from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -20,16 +19,19 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def test_result_tables_match_committed_results():
     """Each ``<!-- DATASET-table -->`` block (written by scripts/readme_tables.py) holds every finished rung,
-    and each cell equals the leaderboard's value of its column."""
+    and each cell equals the leaderboard's cell of its column (value and interval)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import cells
+
     blocks = re.findall(r"<!-- (\w+)-table:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
     assert {name for name, _ in blocks} >= {"sst2", "mwml_tags", "mrpc"}
     for dataset, block in blocks:
         header, _, *rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.splitlines()]
-        frame = leaderboard_frame(ResultStore(ROOT / "results").results(dataset)).set_index("rung")
-        done = frame[frame["status"] == "ok"]
-        assert [row[0] for row in rows] == list(done.index), dataset
-        for rung, *cells in rows:
-            assert cells == [f"{done.loc[rung, column]:.4f}" for column in header[1:]], (dataset, rung)
+        shown = cells(dataset).set_index("rung")
+        assert [row[0] for row in rows] == list(shown.index), dataset
+        assert any("[" in cell for row in rows for cell in row[1:]), "the tables show intervals"
+        for rung, *values in rows:
+            assert values == [str(shown.loc[rung, column]) for column in header[1:]], (dataset, rung)
 
 
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):

@@ -49,5 +49,5 @@ def test_sst2_neural_ladder_quick(real_data_dir, tmp_path):
     assert acc["features_lr"] >= 0.72 and acc["finetuned"] >= 0.70
     assert acc["features_lr+ts"] == acc["features_lr"] and acc["finetuned+ts"] == acc["finetuned"]
     assert results["finetuned"]["efficiency"]["padding_efficiency"] >= 0.8
-    probs = np.load(tmp_path / "sst2" / "finetuned" / "predictions.npz")["probs"]
+    probs = np.load(tmp_path / "sst2" / "finetuned" / "seed-0" / "predictions.npz")["probs"]
     assert probs.shape == (500, 2)

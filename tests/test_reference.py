@@ -61,7 +61,7 @@ def test_sst2_classical_ladder(real_data_dir, tmp_path):
     assert acc["rules"] >= 0.60
     assert acc["tfidf_lr"] >= 0.78
     for name in CLASSICAL:
-        assert (tmp_path / "sst2" / name / "predictions.npz").is_file()
+        assert (tmp_path / "sst2" / name / "seed-0" / "predictions.npz").is_file()
     assert (tmp_path / "sst2" / "leaderboard.md").is_file() and (tmp_path / "sst2" / "leaderboard.csv").is_file()
 
 

@@ -47,7 +47,7 @@ def test_rescore_rekeys_old_layout_results_so_a_run_reuses_them(toy_data, tmp_pa
 def test_rescore_keeps_metrics_where_predictions_are_missing(toy_data, tmp_path, capsys):
     ds = load_dataset("toy_sentiment", data_dir=toy_data)
     [result] = run([ds], ["majority"], QUICK, tmp_path)
-    (tmp_path / ds.name / "majority" / "predictions.npz").unlink()
+    (tmp_path / ds.name / "majority" / "seed-0" / "predictions.npz").unlink()
     assert main(["rescore", "--output", str(tmp_path)]) == 0
     assert "no predictions.npz" in capsys.readouterr().out
     assert ResultStore(tmp_path).read(ds.name, "majority")["metrics"] == json.loads(to_json(result["metrics"]))
@@ -56,7 +56,7 @@ def test_rescore_keeps_metrics_where_predictions_are_missing(toy_data, tmp_path,
 def test_an_unreadable_stored_base_is_fitted_again(toy_data, tmp_path, caplog):
     ds = load_dataset("toy_sentiment", data_dir=toy_data)
     run([ds], ["tfidf_lr"], QUICK, tmp_path)
-    for f in (tmp_path / ds.name / "tfidf_lr" / "artifact").iterdir():
+    for f in (tmp_path / ds.name / "tfidf_lr" / "seed-0" / "artifact").iterdir():
         f.write_bytes(b"not an artifact")
     [wrapped] = run([ds], ["tfidf_lr+ts"], QUICK, tmp_path)
     assert wrapped["status"] == "ok" and wrapped["fit_info"]["reused_fit_seconds"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -17,10 +18,11 @@ import numpy as np
 
 from bench import __version__, cache
 from bench.data import Dataset
-from bench.environment import environment
+from bench.environment import cpu_count, environment, timing_machine
 from bench.errors import BenchError, NotApplicable
 from bench.evaluate.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
-from bench.evaluate.metrics import METRICS_VERSION, compute_scores
+from bench.evaluate.intervals import interval_report
+from bench.evaluate.metrics import METRICS_VERSION, Predictions, compute_scores
 from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
 from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung
@@ -96,12 +98,26 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficiency:
+CONTENDED_CPU_SHARE = 0.8  # a timing whose process got under 80% of a CPU per second of waiting was contended
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> tuple[Efficiency, dict[str, Any]]:
     """Latency, then throughput on a batch sized from that latency (a call of about
-    ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off."""
+    ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off; and how loaded the machine
+    was meanwhile: the 1-minute load average before and after, and the process's CPU time over wall time. A
+    timing is marked ``contended`` when the load exceeded the CPUs or, on CPU, the process got under
+    :data:`CONTENDED_CPU_SHARE` of a CPU (a rung runs at least one thread: less means it waited for others)."""
     p = settings.profile
     inputs = dataset.test.inputs
     eff = Efficiency(threads=thread_count(), device=settings.device)
+    load_before, cpu0, wall0 = _load(), time.process_time(), time.perf_counter()
     with cache.disabled():
         eff.update(
             measure_latency(
@@ -126,14 +142,46 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> Efficienc
                 max_seconds=p.throughput_max_seconds,
             )
         )
-    return eff
+    cpu, wall, load_after = time.process_time() - cpu0, time.perf_counter() - wall0, _load()
+    share = cpu / wall if wall > 0 else float("nan")
+    loads = [v for v in (load_before, load_after) if v is not None]
+    contended = bool(
+        (loads and max(loads) > cpu_count() + 0.5) or (settings.device == "cpu" and share < CONTENDED_CPU_SHARE)
+    )
+    timing = {
+        "load_1m_before": load_before,
+        "load_1m_after": load_after,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "cpu_share": share,
+        "contended": contended,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return eff, timing
+
+
+TIMED_FIELDS = ("latency_", "throughput_", "peak_memory_bytes", "threads", "device")
+
+
+def retime(stored: dict[str, Any], dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
+    """A stored result timed again on this machine: its fitted artifact is loaded (nothing is refitted), latency,
+    throughput and memory are measured afresh; metrics, predictions, fit times and artifacts stay."""
+    artifact = store.rung_dir(dataset.name, stored["rung"], settings.seed) / ARTIFACT_DIR
+    rung = load_rung(artifact)
+    eff, timing = _efficiency(rung, dataset, settings)
+    kept = {k: v for k, v in (stored.get("efficiency") or {}).items() if not k.startswith(TIMED_FIELDS)}
+    machine = timing_machine(thread_count(), settings.device)
+    retimed = {**stored, "efficiency": {**kept, **eff}, "timing": timing, "machine": machine}
+    retimed["retimed_from"] = (stored.get("machine") or {}).get("key") or (stored.get("environment") or {}).get("cpu")
+    store.rewrite(retimed)
+    return retimed
 
 
 def _stored_or_built(name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
     """Rung ``name`` fitted already when the store holds its current artifact (with its stored fit time), else
     built afresh (fit time 0: the caller fits it)."""
-    stored = store.read(dataset.name, name)
-    artifact = store.rung_dir(dataset.name, name) / ARTIFACT_DIR
+    stored = store.read(dataset.name, name, settings.seed)
+    artifact = store.rung_dir(dataset.name, name, settings.seed) / ARTIFACT_DIR
     current = config_hash(config_for(name, dataset, settings))
     if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
         try:
@@ -199,17 +247,32 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
     info = get_rung(rung_name)
     config = config_for(rung_name, dataset, settings)
     chash = config_hash(config)
-    if not settings.force and store.is_current(dataset.name, rung_name, chash):
-        stored = store.read(dataset.name, rung_name)
+    if not settings.force and store.is_current(dataset.name, rung_name, chash, settings.seed):
+        stored = store.read(dataset.name, rung_name, settings.seed)
         assert stored is not None
-        log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
-        return stored
+        here = timing_machine(thread_count(), settings.device)["key"]
+        timed_on = (stored.get("machine") or {}).get("key")
+        if stored.get("status") != "ok" or timed_on == here:
+            log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
+            return stored
+        if not (store.rung_dir(dataset.name, rung_name, settings.seed) / ARTIFACT_DIR).is_dir():
+            log.warning(
+                "%s/%s: timed on another machine (%s) and its fitted artifact is not here, so its latency "
+                "stays that machine's (the tables say so); --force refits it here",
+                dataset.name,
+                rung_name,
+                timed_on or (stored.get("environment") or {}).get("cpu"),
+            )
+            return stored
+        log.info("%s/%s: quality reused, timed again on this machine (was: %s)", dataset.name, rung_name, timed_on)
+        return retime(stored, dataset, settings, store)
     result: dict[str, Any] = {
         "dataset": dataset.name,
         "rung": rung_name,
         "family": info.family,
         "description": info.description,
         "bases": list(info.bases),
+        "chance": not info.capabilities.informative,  # predictions ignore the input
         "status": "ok",
         "config": config,
         "config_hash": chash,
@@ -240,9 +303,11 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         t0 = time.perf_counter()
         probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
         predict_seconds = time.perf_counter() - t0
+        scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
         result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
         result["metrics_version"] = METRICS_VERSION
-        with store.artifact_dir(dataset.name, rung_name) as folder:
+        result["intervals"] = interval_report(scored, result["metrics"])
+        with store.artifact_dir(dataset.name, rung_name, settings.seed) as folder:
             save_rung(rung, folder)
             size, own_size = folder_size(folder), _own_size(rung, folder)
         with cache.disabled():
@@ -250,8 +315,18 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         params = rung.num_parameters()
         own_params = rung.own_parameters() if isinstance(rung, Wrapper) else params
         # totals include the bases' (what deploying the rung costs); *_own count the wrapper alone
+        timed, result["timing"] = _efficiency(rung, dataset, settings)
+        result["machine"] = timing_machine(thread_count(), settings.device)
+        if result["timing"]["contended"]:
+            log.warning(
+                "%s/%s: timed while the machine was busy (load %s, CPU share %.2f): its latency is marked",
+                dataset.name,
+                rung_name,
+                result["timing"]["load_1m_after"],
+                result["timing"]["cpu_share"],
+            )
         result["efficiency"] = {
-            **_efficiency(rung, dataset, settings),
+            **timed,
             "fit_seconds": fit_seconds,
             "fit_seconds_own": own_fit_seconds,
             "predict_seconds": predict_seconds,

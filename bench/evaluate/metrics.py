@@ -27,10 +27,18 @@ from sklearn.metrics import (
 
 from bench.data.spec import TaskSpec
 from bench.errors import UnknownNameError
-from bench.evaluate.calibration import DEFAULT_BINS, binary_top_label, calibration_error, reliability_table, top_label
+from bench.evaluate.calibration import (
+    DEFAULT_BINS,
+    binary_top_label,
+    calibration_error,
+    equal_width_ids,
+    reliability_table,
+    top_label,
+)
 from bench.evaluate.thresholds import Thresholds
 
-METRICS_VERSION = 2  # 1: before the registry (same values); 2: metrics from the registry, rescorable
+# 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals
+METRICS_VERSION = 3
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
 Direction = Literal["max", "min"] | None
@@ -78,6 +86,49 @@ class Predictions:
             for name, t in self.decision_rules.decisions().items()
         }
 
+    def subset(self, idx: np.ndarray) -> Predictions:
+        """The same predictions restricted to (possibly repeated) examples ``idx``."""
+        return Predictions(self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds)
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @cached_property
+    def _count_cache(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def count_stats(self, rule: str = "global") -> np.ndarray:
+        """Per-example decision counts ``[truth (C), decided (C), both (C), all right, wrong labels]``: the sums
+        give every accuracy, precision, recall, F1 and Hamming figure (multi-label: at decision ``rule``)."""
+        if rule not in self._count_cache:
+            self._count_cache[rule] = self._counts(rule)
+        return self._count_cache[rule]
+
+    def _counts(self, rule: str) -> np.ndarray:
+        if self.spec.multilabel:
+            truth = self.y.astype(np.float64)
+            decided = (self.probs >= self.decision_rules.decisions()[rule]).astype(np.float64)
+        else:
+            eye = np.eye(self.spec.n_classes)
+            truth, decided = eye[self.y], eye[self.pred]
+        wrong = (truth != decided).sum(axis=1, keepdims=True).astype(np.float64)
+        return np.hstack([truth, decided, truth * decided, (wrong == 0).astype(np.float64), wrong])
+
+    @cached_property
+    def calibration_stats(self) -> np.ndarray:
+        """Per-example ``[in bin (K), confidence in bin (K), correct in bin (K)]`` for each label (one for
+        single-label), equal-width bins: the sums give ECE and MCE."""
+        if self.spec.multilabel:
+            pairs = [binary_top_label(self.probs[:, j], self.y[:, j]) for j in range(self.y.shape[1])]
+        else:
+            pairs = [self.top]
+        blocks = []
+        for conf, correct in pairs:
+            member = np.eye(self.n_bins)[equal_width_ids(conf, self.n_bins)]
+            blocks += [member, member * conf[:, None], member * correct[:, None]]
+        return np.hstack(blocks)
+
     def per_label(self, fn: Callable[[np.ndarray, np.ndarray], float]) -> float:
         """Multi-label: the mean over labels of ``fn(probs[:, j], y[:, j])``."""
         return float(np.mean([fn(self.probs[:, j], self.y[:, j]) for j in range(self.y.shape[1])]))
@@ -97,6 +148,15 @@ class Metric:
     column_tasks: frozenset[str] = BOTH
     digits: int = 4
     merge: bool = False  # a dict value whose keys are stored at the top level of the scores
+    stats: Callable[[Predictions], np.ndarray] | None = None
+    reduce: Callable[[np.ndarray, Predictions], Any] | None = None
+    resample: Callable[[Predictions, np.ndarray], np.ndarray] | None = None
+    calibration: bool = False  # a calibration error: no "best" for a rung whose predictions ignore the input
+
+    @property
+    def scored(self) -> bool:
+        """A score (it has a direction): it gets a confidence interval."""
+        return self.direction is not None
 
 
 _METRICS: dict[str, Metric] = {}
@@ -112,13 +172,38 @@ def register_metric(
     column_tasks: frozenset[str] | set[str] = BOTH,
     digits: int = 4,
     merge: bool = False,
+    stats: Callable[[Predictions], np.ndarray] | None = None,
+    reduce: Callable[[np.ndarray, Predictions], Any] | None = None,
+    resample: Callable[[Predictions, np.ndarray], np.ndarray] | None = None,
+    calibration: bool = False,
 ) -> Callable[[Callable[[Predictions], Any]], Callable[[Predictions], Any]]:
     """Register ``fn(predictions) -> value`` as metric ``name`` (a decorator). ``header`` is shorthand for one
-    leaderboard column showing the value itself."""
+    leaderboard column showing the value itself.
+
+    ``stats`` and ``reduce`` make the bootstrap fast (:mod:`bench.evaluate.intervals`): ``stats(p)`` gives
+    per-example sufficient statistics ``[N, S]`` and ``reduce(totals, p)`` the metric from their (weighted) sums
+    ``[..., S]`` (each resample has ``p.n`` examples) — a value ``[...]``, or for a dict-valued metric
+    ``{dotted key: [...]}``; ``reduce(stats.sum(0), p)`` must equal ``fn(p)``. A metric that does not decompose
+    so may give ``resample(p, counts)``: its values on resamples given as count rows ``[B, N]``. Without either the
+    bootstrap recomputes ``fn`` on each resample. ``calibration`` marks a calibration error.
+    """
 
     def decorator(fn: Callable[[Predictions], Any]) -> Callable[[Predictions], Any]:
         cols = ((header, ""),) if header else tuple(columns)
-        _METRICS[name] = Metric(name, fn, direction, frozenset(tasks), cols, frozenset(column_tasks), digits, merge)
+        _METRICS[name] = Metric(
+            name,
+            fn,
+            direction,
+            frozenset(tasks),
+            cols,
+            frozenset(column_tasks),
+            digits,
+            merge,
+            stats,
+            reduce,
+            resample,
+            calibration,
+        )
         return fn
 
     return decorator
@@ -156,6 +241,55 @@ def compute_scores(
     return scores
 
 
+# --------------------------------------------------- reductions of summed statistics (for the bootstrap)
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a / b``, 0 where ``b`` is 0 (scikit-learn's ``zero_division=0``)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return np.divide(a, b, out=np.zeros(a.shape), where=b != 0)
+
+
+def _decision_scores(totals: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Every decision score from summed :meth:`Predictions.count_stats` ``[..., 3C + 2]``."""
+    c = (totals.shape[-1] - 2) // 3
+    support, decided, both = totals[..., :c], totals[..., c : 2 * c], totals[..., 2 * c : 3 * c]
+    out = {"accuracy": totals[..., 3 * c] / n, "hamming_loss": totals[..., 3 * c + 1] / (n * c)}
+    per = {"precision": _div(both, decided), "recall": _div(both, support), "f1": _div(2 * both, support + decided)}
+    weight = support.sum(axis=-1)
+    tp, dec, sup = both.sum(axis=-1), decided.sum(axis=-1), support.sum(axis=-1)
+    micro = {"precision": _div(tp, dec), "recall": _div(tp, sup), "f1": _div(2 * tp, dec + sup)}
+    for name, values in per.items():
+        out[f"{name}_macro"] = values.mean(axis=-1)
+        out[f"{name}_weighted"] = _div((values * support).sum(axis=-1), weight)
+        out[f"{name}_micro"] = micro[name]
+    return out
+
+
+def _reduce_decision(key: str, rule: str = "global") -> Callable[[np.ndarray, Predictions], np.ndarray]:
+    return lambda totals, p: _decision_scores(totals, p.n)[key]
+
+
+def _calibration_reduce(norm: str) -> Callable[[np.ndarray, Predictions], np.ndarray]:
+    """ECE (``l1``) or MCE (``max``) from summed :attr:`Predictions.calibration_stats`, averaged over labels."""
+
+    def reduce(totals: np.ndarray, p: Predictions) -> np.ndarray:
+        t = totals.reshape(*totals.shape[:-1], -1, 3, p.n_bins)  # [..., label, (count, confidence, right), bin]
+        counts, conf, right = t[..., 0, :], t[..., 1, :], t[..., 2, :]
+        gap = np.abs(right - conf)
+        if norm == "max":
+            per_label = np.where(counts > 0, _div(gap, counts), -np.inf).max(axis=-1)
+        else:
+            per_label = gap.sum(axis=-1) / counts.sum(axis=-1)
+        return per_label.mean(axis=-1)
+
+    return reduce
+
+
+def _mean_reduce(totals: np.ndarray, p: Predictions) -> np.ndarray:
+    return totals[..., 0] / p.n
+
+
 # ------------------------------------------------------------------------------------------ the metrics
 
 
@@ -181,19 +315,41 @@ def _decision(key: str) -> Callable[[Predictions], float]:
     return lambda p: p.decisions["global"][key]
 
 
-@register_metric("accuracy", direction="max", header="accuracy")
+def _counts(p: Predictions) -> np.ndarray:
+    return p.count_stats("global")
+
+
+def _per_example(fn: Callable[[Predictions], np.ndarray]) -> Callable[[Predictions], np.ndarray]:
+    """Statistics of a metric that is the mean of one per-example value."""
+    return lambda p: fn(p)[:, None]
+
+
+COUNTS = {"stats": _counts}
+
+
+@register_metric("accuracy", direction="max", header="accuracy", **COUNTS, reduce=_reduce_decision("accuracy"))
 def accuracy(p: Predictions) -> float:
     """Accuracy; multi-label: subset accuracy at the global threshold."""
     return p.decisions["global"]["accuracy"] if p.spec.multilabel else float(accuracy_score(p.y, p.pred))
 
 
-register_metric("f1_macro", direction="max", header="macro-F1")(_f1("macro"))
-register_metric("f1_weighted", direction="max", header="weighted-F1", column_tasks={MULTI})(_f1("weighted"))
-register_metric("f1_micro", direction="max", tasks={MULTI}, header="micro-F1")(_f1("micro"))
-register_metric("precision_micro", direction="max", tasks={MULTI}, header="precision")(_decision("precision_micro"))
-register_metric("recall_micro", direction="max", tasks={MULTI}, header="recall")(_decision("recall_micro"))
+register_metric("f1_macro", direction="max", header="macro-F1", **COUNTS, reduce=_reduce_decision("f1_macro"))(
+    _f1("macro")
+)
+register_metric(
+    "f1_weighted",
+    direction="max",
+    header="weighted-F1",
+    column_tasks={MULTI},
+    **COUNTS,
+    reduce=_reduce_decision("f1_weighted"),
+)(_f1("weighted"))
+for _key, _header in (("f1_micro", "micro-F1"), ("precision_micro", "precision"), ("recall_micro", "recall")):
+    register_metric(_key, direction="max", tasks={MULTI}, header=_header, **COUNTS, reduce=_reduce_decision(_key))(
+        _decision(_key)
+    )
 for _key in ("precision_macro", "recall_macro", "precision_weighted", "recall_weighted"):
-    register_metric(_key, direction="max", tasks={MULTI})(_decision(_key))
+    register_metric(_key, direction="max", tasks={MULTI}, **COUNTS, reduce=_reduce_decision(_key))(_decision(_key))
 
 
 @register_metric("threshold", direction=None, tasks={MULTI}, merge=True)
@@ -206,18 +362,37 @@ def threshold(p: Predictions) -> dict[str, Any]:
     }
 
 
+RULES = ("fixed", "global", "per_label")
+
+
+def _rule_counts(p: Predictions) -> np.ndarray:
+    return np.hstack([p.count_stats(rule) for rule in RULES])
+
+
+def _rule_scores(totals: np.ndarray, p: Predictions) -> dict[str, np.ndarray]:
+    """``{"rule.score": values}`` for every decision rule, from summed :func:`_rule_counts`."""
+    out = {}
+    for rule, block in zip(RULES, np.split(totals, len(RULES), axis=-1)):
+        out.update({f"{rule}.{key}": values for key, values in _decision_scores(block, p.n).items()})
+    return out
+
+
 @register_metric(
     "by_decision",
     direction="max",
     tasks={MULTI},
     columns=(("weighted-F1 (per-label t)", "per_label.f1_weighted"), ("weighted-F1 (t=0.5)", "fixed.f1_weighted")),
+    stats=_rule_counts,
+    reduce=_rule_scores,
 )
 def by_decision(p: Predictions) -> dict[str, dict[str, float]]:
     """Multi-label decision scores at the fixed 0.5, the global and the per-label thresholds."""
     return p.decisions
 
 
-register_metric("hamming_loss", direction="min", tasks={MULTI}, header="Hamming")(_decision("hamming_loss"))
+register_metric(
+    "hamming_loss", direction="min", tasks={MULTI}, header="Hamming", **COUNTS, reduce=_reduce_decision("hamming_loss")
+)(_decision("hamming_loss"))
 
 
 def _calibration(binning: str = "width", norm: str = "l1") -> Callable[[Predictions], float]:
@@ -231,7 +406,13 @@ def _calibration(binning: str = "width", norm: str = "l1") -> Callable[[Predicti
     return compute
 
 
-register_metric("ece", direction="min", header="ECE")(_calibration())
+def _calibration_stats(p: Predictions) -> np.ndarray:
+    return p.calibration_stats
+
+
+register_metric(
+    "ece", direction="min", header="ECE", stats=_calibration_stats, reduce=_calibration_reduce("l1"), calibration=True
+)(_calibration())
 
 
 @register_metric("ece_bins", direction=None)
@@ -240,11 +421,56 @@ def ece_bins(p: Predictions) -> int:
     return p.n_bins
 
 
-register_metric("ece_adaptive", direction="min")(_calibration(binning="mass"))
-register_metric("mce", direction="min")(_calibration(norm="max"))
+def _adaptive_resampled(p: Predictions, counts: np.ndarray) -> np.ndarray:
+    """Equal-mass ECE on resamples given as count rows ``[B, N]``, exactly as on the expanded resample: examples
+    sorted by confidence (stably), each occupying as many consecutive positions as it was drawn; a bin sums the
+    positions it covers, so a repeated example may straddle two bins."""
+    n = p.n
+    edges = np.arange(p.n_bins + 1) * n // p.n_bins
+    pairs = [binary_top_label(p.probs[:, j], p.y[:, j]) for j in range(p.y.shape[1])] if p.spec.multilabel else [p.top]
+    total = np.zeros(len(counts))
+    for conf, right in pairs:
+        order = np.argsort(conf, kind="stable")
+        w = counts[:, order]
+        start = np.cumsum(w, axis=1) - w
+        weights = np.stack([np.ones(n), conf[order], right[order]])  # count, confidence, right
+        below = np.stack([(np.clip(e - start, 0, w)) @ weights.T for e in edges])  # [edge, B, 3]: before each edge
+        per_bin = np.diff(below, axis=0)  # [bin, B, 3]
+        total += np.abs(per_bin[..., 2] - per_bin[..., 1]).sum(axis=0) / n
+    return total / len(pairs)
 
 
-@register_metric("brier", direction="min", header="Brier")
+register_metric("ece_adaptive", direction="min", header="adaptive ECE", resample=_adaptive_resampled, calibration=True)(
+    _calibration(binning="mass")
+)
+register_metric("mce", direction="min", stats=_calibration_stats, reduce=_calibration_reduce("max"), calibration=True)(
+    _calibration(norm="max")
+)
+
+
+def _brier_each(p: Predictions) -> np.ndarray:
+    """Each example's Brier term, as scikit-learn scales it: binary, the positive class's squared error (0-1);
+    more classes, the squared distance to the one-hot label (0-2); multi-label, the mean over labels (0-1)."""
+    if p.spec.multilabel:
+        return ((p.probs - p.y) ** 2).mean(axis=1)
+    if p.spec.n_classes == 2:
+        return (p.probs[:, 1] - p.y) ** 2
+    return ((p.probs - np.eye(p.spec.n_classes)[p.y]) ** 2).sum(axis=1)
+
+
+def _nll_each(p: Predictions) -> np.ndarray:
+    """Each example's negative log-likelihood, clipped as scikit-learn's ``log_loss`` (multi-label: mean over
+    labels of the binary NLL)."""
+    eps = np.finfo(p.probs.dtype).eps
+    if p.spec.multilabel:
+        q = np.clip(p.probs, eps, 1 - eps)
+        return -(p.y * np.log(q) + (1 - p.y) * np.log(1 - q)).mean(axis=1)
+    q = np.clip(p.probs, eps, 1 - eps)
+    q = q / q.sum(axis=1, keepdims=True)
+    return -np.log(q[np.arange(p.n), p.y])
+
+
+@register_metric("brier", direction="min", header="Brier", stats=_per_example(_brier_each), reduce=_mean_reduce)
 def brier(p: Predictions) -> float:
     """Brier score (multi-label: mean over labels of the binary Brier score)."""
     if p.spec.multilabel:
@@ -252,7 +478,7 @@ def brier(p: Predictions) -> float:
     return float(brier_score_loss(p.y, p.probs, labels=list(range(len(p.labels)))))
 
 
-@register_metric("nll", direction="min", header="NLL", digits=3)
+@register_metric("nll", direction="min", header="NLL", digits=3, stats=_per_example(_nll_each), reduce=_mean_reduce)
 def nll(p: Predictions) -> float:
     """Negative log-likelihood (multi-label: mean over labels of the binary NLL)."""
     if p.spec.multilabel:

@@ -10,13 +10,16 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from bench.data.spec import TaskSpec
 from bench.errors import BenchError
 from bench.evaluate.harness import config_hash
-from bench.evaluate.metrics import METRICS_VERSION, compute_scores
+from bench.evaluate.intervals import interval_report
+from bench.evaluate.metrics import METRICS_VERSION, Predictions, compute_scores
 from bench.evaluate.thresholds import Thresholds
-from bench.rungs.registry import get_rung
-from bench.store.results import PREDICTIONS_FILE, ResultStore
+from bench.rungs.registry import get_rung, list_rungs
+from bench.store.results import PREDICTIONS_FILE, ResultStore, seed_of
 
 
 def _bases(result: dict[str, Any]) -> list[str]:
@@ -46,54 +49,83 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str, Any], float]:
-    """The result with every registered metric recomputed from its stored predictions, and the largest change of a
-    scalar metric it already had (0 when all agree; NaN when it had none)."""
-    probs, labels = store.load_predictions(result["dataset"], result["rung"])
-    data = result.get("data") or {}
+def stored_predictions(result: dict[str, Any], probs: np.ndarray, labels: np.ndarray) -> Predictions:
+    """What a stored result's metrics are computed from: its task, bins and (multi-label) tuned thresholds."""
+    data, old = result.get("data") or {}, result.get("metrics") or {}
     spec = TaskSpec(result["dataset"], data.get("task", "single-label"), tuple(data.get("labels") or ()))
     if len(spec.labels) != probs.shape[1]:
         raise BenchError(f"{result['dataset']}/{result['rung']}: stored labels do not match its predictions")
-    old = result.get("metrics") or {}
     n_bins = int((result.get("config") or {}).get("ece_bins") or old.get("ece_bins") or 15)
     thresholds = Thresholds.from_metrics(old, spec.labels) if spec.multilabel and "threshold" in old else None
-    metrics = compute_scores(spec, probs, labels, n_bins, thresholds)
-    before, after = _scalars(old), _scalars(metrics)
+    return Predictions(spec, probs, labels, n_bins, thresholds)
+
+
+def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str, Any], float]:
+    """The result with every registered metric and its interval recomputed from its stored predictions, and the
+    largest change of a scalar metric it already had (0 when all agree; NaN when it had none)."""
+    p = stored_predictions(result, *store.load_predictions(result["dataset"], result["rung"], seed_of(result)))
+    metrics = compute_scores(p.spec, p.probs, p.y, p.n_bins, p.thresholds)
+    before, after = _scalars(result.get("metrics") or {}), _scalars(metrics)
     shared = set(before) & set(after)
     change = max((abs(after[k] - before[k]) for k in shared), default=math.nan)
-    return {**result, "metrics": metrics, "metrics_version": METRICS_VERSION}, change
+    rescored = {
+        **result,
+        "metrics": metrics,
+        "metrics_version": METRICS_VERSION,
+        "intervals": interval_report(p, metrics),
+    }
+    return rescored, change
 
 
-def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
-    """Rescore every stored result of ``dataset`` in place (result.json only; predictions, artifacts, fit times and
-    timestamps stay). Returns a summary row per result."""
-    results = {r["rung"]: r for r in store.results(dataset)}
+def _rescore_seed(
+    store: ResultStore, dataset: str, seed: int, results: dict[str, dict[str, Any]], chance: dict[str, bool]
+) -> list[dict[str, Any]]:
+    """Rescore one seed's results, bases first (a wrapper's configuration holds its bases' hashes)."""
     hashes: dict[str, str] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
 
     def visit(rung: str) -> str:
         if rung in hashes:
             return hashes[rung]
         result = results.get(rung)
         if result is None:
-            raise BenchError(f"{dataset}/{rung}: a stored wrapper's base has no stored result")
+            raise BenchError(f"{dataset}/{rung} seed {seed}: a stored wrapper's base has no stored result")
         bases = _bases(result)
         config = result.get("config") or {}
         if "bases" not in config:  # stored by an older bench: re-key it the way this version does
             config = migrate_config(result, [visit(b) for b in bases])
         result = {**result, "bases": bases, "config": config, "config_hash": config_hash(config)}
+        if "chance" not in result and rung in chance:
+            result["chance"] = chance[rung]
         change, status = math.nan, result.get("status")
-        if status == "ok" and not (store.rung_dir(dataset, rung) / PREDICTIONS_FILE).is_file():
+        if status == "ok" and not (store.rung_dir(dataset, rung, seed) / PREDICTIONS_FILE).is_file():
             status = "ok, no predictions.npz: metrics kept"
         elif status == "ok":
             result, change = rescore_result(result, store)
             result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         store.rewrite(result)
         metrics = len(result.get("metrics") or {})
-        rows.append({"dataset": dataset, "rung": rung, "status": status, "max_change": change, "metrics": metrics})
+        rows.append(
+            {"dataset": dataset, "rung": rung, "seed": seed, "status": status, "max_change": change, "metrics": metrics}
+        )
         hashes[rung] = result["config_hash"]
         return hashes[rung]
 
     for rung in results:
         visit(rung)
     return rows
+
+
+def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
+    """Rescore every stored result (every seed) of ``dataset`` in place: result.json only — predictions, artifacts,
+    fit times and timestamps stay. Results in the older flat layout are first moved into their seed's folder.
+    Returns a summary row per result."""
+    store.migrate(dataset)
+    chance = {name: not get_rung(name).capabilities.informative for name in list_rungs()}
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for rung, results in store.seed_results(dataset).items():
+        for result in results:
+            by_seed.setdefault(seed_of(result), {})[rung] = result
+    return [
+        row for seed, results in sorted(by_seed.items()) for row in _rescore_seed(store, dataset, seed, results, chance)
+    ]

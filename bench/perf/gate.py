@@ -55,8 +55,6 @@ DEFAULT_BASELINE = Path("perf") / "baseline.json"
 ROUND_SECONDS = 0.03  # fast calls are repeated within a round until it lasts about this long
 MIN_ROUNDS, MAX_ROUNDS, CASE_SECONDS = 7, 40, 1.2
 SCHEMA = 2
-# ISA extensions that pick torch's and numpy's kernels: machines that differ in them time differently.
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx_vnni", "sve", "asimd")
 _clock = time.perf_counter
 
 
@@ -377,27 +375,9 @@ def stability(cases: Mapping[str, Mapping[str, Any]]) -> str:
     return line
 
 
-def cpu_identity() -> dict[str, Any]:
-    """The CPU's ISA extensions from :data:`ISA_FLAGS` and its family / model / stepping (Linux /proc/cpuinfo;
-    empty elsewhere). Cloud machines often name every Xeon generation alike; these tell them apart."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"isa": [], "cpu_id": ""}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        fields.setdefault(name.strip(), value.strip())
-        if not line.strip():
-            break  # the first processor is enough
-    have = set((fields.get("flags") or fields.get("Features") or "").split())
-    ident = "-".join(fields[f] for f in ("cpu family", "model", "stepping") if fields.get(f))
-    return {"isa": [f for f in ISA_FLAGS if f in have], "cpu_id": ident}
-
-
 def machine(threads: int, timer: str = DEFAULT_TIMER) -> dict[str, Any]:
     """What the numbers are measured on; :func:`machine_key` of it says which baseline applies."""
-    from bench.environment import cpu_model, git_commit
+    from bench.environment import cpu_identity, cpu_model, git_commit
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {

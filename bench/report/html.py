@@ -24,9 +24,9 @@ from bench.evaluate.calibration import binary_top_label, top_label
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
-from bench.report.leaderboard import best_rows, formatted, leaderboard_frame
+from bench.report.leaderboard import comparison_for, footnotes, formatted, leaderboard_frame, steps_frame, with_ratios
 from bench.rungs.registry import colour_for, get_rung, list_rungs
-from bench.store.results import ResultStore
+from bench.store.results import ResultStore, seed_of
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class Stored:
     results: dict[str, dict[str, Any]]
     predictions: dict[str, tuple[np.ndarray, np.ndarray]]
     frame: pd.DataFrame
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: str = ""
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -111,10 +113,13 @@ def load_stored(store: ResultStore, dataset: str) -> Stored:
     for rung, result in results.items():
         if result.get("status") == "ok":
             try:
-                predictions[rung] = store.load_predictions(dataset, rung)
+                predictions[rung] = store.load_predictions(dataset, rung, seed_of(result))
             except (OSError, KeyError, ValueError) as exc:
                 log.warning("%s/%s: predictions unreadable (%s)", dataset, rung, exc)
-    return Stored(dataset, results, predictions, leaderboard_frame(list(results.values())))
+    comparison = comparison_for(store, dataset, list(results.values()))
+    frame = leaderboard_frame(list(results.values()), comparison, store.seed_results(dataset))
+    steps = with_ratios(steps_frame(comparison), list(results.values()))
+    return Stored(dataset, results, predictions, frame, steps, footnotes(list(results.values()), comparison, frame))
 
 
 def _ladder_position(rung: str) -> tuple[int, str]:
@@ -177,7 +182,7 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
 
 
 def _leaderboard_html(frame: pd.DataFrame) -> str:
-    shown, best = formatted(frame), best_rows(frame)
+    shown, best = formatted(frame), frame.attrs.get("best", {})
     head = "".join(
         f'<th class="{"text" if c in ("rung", "status", "note") else ""}">{_esc(c)}</th>' for c in shown.columns
     )
@@ -189,6 +194,22 @@ def _leaderboard_html(frame: pd.DataFrame) -> str:
             cells.append(f'<td class="{cls}">{_esc(value)}</td>')
         rows.append(f'<tr class="{_esc(frame.loc[i, "status"])}">{"".join(cells)}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    """A plain table of display strings; text columns left-aligned."""
+    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"text" if isinstance(v, str) and not v[:1].isdigit() and v[:1] not in "+-−" else ""}">'
+            f"{_esc(v)}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _scores_table(per_class: dict[str, dict[str, float]]) -> str:
@@ -434,9 +455,19 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     sections.append(
         "<h2>Leaderboard</h2>"
         + _leaderboard_html(stored.frame)
-        + '<p class="note">Best value of each column (among finished rungs) in bold green. Latency: one text '
-        "per call, p50. ECE: top-label, equal-width bins. Sorted by macro-F1.</p>" + _status_note(stored)
+        + '<p class="note">In bold green: a score significantly better than the runner-up\'s (paired bootstrap; '
+        "never a chance rung's calibration), an efficiency figure 10% better than the runner-up's. "
+        + _esc(stored.notes.strip()).replace("\n\n", '</p><p class="note">')
+        + "</p>"
+        + _status_note(stored)
     )
+    if not stored.steps.empty:
+        sections.append(
+            "<h2>What each step buys</h2>"
+            + '<p class="note">Each wrapper against its base, each learned rung against the learned rung below it '
+            "in the ladder: paired differences with 95% intervals; better / worse where the interval excludes 0, "
+            "else tie. Latency and size: ratios of the two rungs' figures.</p>" + _table_html(stored.steps)
+        )
     sections.append(
         "<h2>Trade-offs</h2>"
         + figs.add(plots.tradeoff_latency(plotted, dataset), "pareto_f1_latency", "macro-F1 against latency")

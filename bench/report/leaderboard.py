@@ -1,18 +1,45 @@
-"""Leaderboards from stored results: ``<dataset>/leaderboard.md`` and ``.csv`` (pandas + tabulate)."""
+"""Leaderboards from stored results: ``<dataset>/leaderboard.md`` and ``.csv`` (pandas + tabulate).
+
+Every score is shown with its 95% bootstrap interval; rungs are compared with the top rung by paired bootstrap
+(difference, interval, tier), identical decisions are named, and a value is marked best only where it is
+significantly better than the runner-up. A second table says what each step up the ladder buys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.errors import BenchError
+from bench.evaluate.compare import SORT_KEY, Comparison, Entry, steps
 from bench.evaluate.metrics import list_metrics, lookup
-from bench.store.results import ResultStore
+from bench.evaluate.rescore import stored_predictions
+from bench.rungs.registry import list_rungs
+from bench.store.results import ResultStore, seed_of
 
-Column = tuple[str, str, str, str | None, Callable[[Any], str]]  # (header, section, key, best: max/min/None, format)
+EFFICIENCY_MARGIN = 0.10  # an efficiency figure is marked best when 10% better than the runner-up (run-to-run noise)
+DELTA = "Δ macro-F1 vs top"
+STEP_KEYS = ("accuracy", "f1_macro", "ece", "nll")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column: ``key`` in result section ``section``; ``best`` max/min/None; ``scored``: it has a
+    bootstrap interval."""
+
+    header: str
+    section: str
+    key: str
+    best: str | None
+    format: Callable[[Any], str]
+    scored: bool = False
+    digits: int = 4
 
 
 def _human(n: Any, unit: str = "") -> str:
@@ -31,9 +58,11 @@ def _fixed(digits: int) -> Callable[[Any], str]:
 
 
 def metric_columns(task: str) -> list[Column]:
-    """The leaderboard columns registered metrics declare for a task type, in registration order."""
+    """The leaderboard columns registered metrics declare for a label kind, in registration order."""
     return [
-        (header, "metrics", f"{m.name}.{key}" if key else m.name, m.direction, _fixed(m.digits))
+        Column(
+            header, "metrics", f"{m.name}.{key}" if key else m.name, m.direction, _fixed(m.digits), m.scored, m.digits
+        )
         for m in list_metrics(task)
         if task in m.column_tasks
         for header, key in m.columns
@@ -41,65 +70,208 @@ def metric_columns(task: str) -> list[Column]:
 
 
 EFFICIENCY_COLUMNS: list[Column] = [
-    ("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
-    ("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
-    ("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse
-    ("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
-    ("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),
+    Column("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
+    Column("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
+    Column("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse
+    Column("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
+    Column("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),
 ]
-
-
 OWN_COLUMNS = (("params (own)", "params_own"), ("size (own)", "size_bytes_own"), ("fit (s, own)", "fit_seconds_own"))
 
 
-def columns_for(results: list[dict[str, Any]]) -> list[Column]:
+def _multilabel(results: Sequence[dict[str, Any]]) -> bool:
+    return any((r.get("data") or {}).get("task") == "multi-label" for r in results)
+
+
+def columns_for(results: Sequence[dict[str, Any]]) -> list[Column]:
     """The leaderboard's columns: the registered metrics' for the task (multi-label: its decision scores too), then
     efficiency. ``params``, ``size`` and ``fit (s)`` of a wrapper are totals that include its bases'."""
-    multi = any((r.get("data") or {}).get("task") == "multi-label" for r in results)
-    return [*metric_columns("multi-label" if multi else "single-label"), *EFFICIENCY_COLUMNS]
+    return [*metric_columns("multi-label" if _multilabel(results) else "single-label"), *EFFICIENCY_COLUMNS]
 
 
-def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per rung with the leaderboard's raw numbers, best macro-F1 first; unfinished rungs last."""
+def comparison_for(store: ResultStore, dataset: str, results: Sequence[dict[str, Any]]) -> Comparison | None:
+    """The finished rungs of ``dataset`` compared from their stored predictions (None when under two have any)."""
+    entries = {}
+    for r in results:
+        if r.get("status") != "ok":
+            continue
+        try:
+            probs, labels = store.load_predictions(dataset, r["rung"], seed_of(r))
+        except (OSError, KeyError, ValueError):
+            continue
+        try:
+            p = stored_predictions(r, probs, labels)
+        except BenchError:
+            continue
+        entries[r["rung"]] = Entry(r["rung"], p, r.get("metrics") or {}, bool(r.get("chance")), r.get("bases") or ())
+    if len(entries) < 2:
+        return None
+    keys = [c.key for c in columns_for(results) if c.scored]
+    return Comparison(entries, keys)
+
+
+SEED_KEYS = (("macro-F1", "f1_macro"), ("ECE", "ece"))
+
+
+def timed_on(result: dict[str, Any]) -> str:
+    """The machine a result's latency was measured on (older results: their environment's CPU)."""
+    key = (result.get("machine") or {}).get("key")
+    if key:
+        return key
+    env = result.get("environment") or {}
+    return f"{env.get('cpu', '?')}, {env.get('cpu_count', '?')} cpus (recorded before machines were)"
+
+
+def leaderboard_frame(
+    results: Sequence[dict[str, Any]],
+    comparison: Comparison | None = None,
+    seeds: dict[str, list[dict[str, Any]]] | None = None,
+) -> pd.DataFrame:
+    """One row per rung with the leaderboard's raw numbers — each score with its interval (``<header> low`` /
+    ``high``) — best macro-F1 first, unfinished rungs last; with a comparison, the paired difference from the top
+    rung, the tier and identical decisions too; with ``seeds`` (every seed's result by rung), the mean and standard
+    deviation of macro-F1 and ECE over seeds. ``frame.attrs["best"]`` holds, per column, the rows marked best."""
     columns = columns_for(results)
     rows = []
     for r in results:
         row: dict[str, Any] = {"rung": r["rung"], "status": r.get("status", "?")}
-        for header, section, key, _, _ in columns:
-            row[header] = lookup(r.get(section), key)
+        bounds = (r.get("intervals") or {}).get("metrics") or {}
+        for c in columns:
+            row[c.header] = lookup(r.get(c.section), c.key)
+            if c.scored:
+                row[f"{c.header} low"], row[f"{c.header} high"] = (bounds.get(c.key) or [None, None])[:2]
+        floor = (r.get("intervals") or {}).get("ece_noise_floor") or {}
+        row["ECE noise floor"] = floor.get("q95")
+        if comparison is not None and r["rung"] in comparison.entries:
+            d = comparison.versus_top[r["rung"]]
+            row.update(
+                {
+                    DELTA: d["delta"],
+                    f"{DELTA} low": d["low"],
+                    f"{DELTA} high": d["high"],
+                    "tier": comparison.tiers[r["rung"]],
+                    "same decisions as": comparison.same_as.get(r["rung"], ""),
+                }
+            )
+        runs = [x for x in (seeds or {}).get(r["rung"], []) if x.get("status") == "ok"]
+        for header, key in SEED_KEYS:
+            values = [float(v) for x in runs if (v := lookup(x.get("metrics"), key)) is not None]
+            row[f"{header} seeds mean"] = float(np.mean(values)) if values else None
+            row[f"{header} seeds sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        row["seeds"] = len(runs) or None
+        row["timed on"] = timed_on(r) if r.get("status") == "ok" else None
+        row["timed while busy"] = bool((r.get("timing") or {}).get("contended"))
         row["note"] = r.get("reason") or r.get("error") or ""
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["rung", "status", *(c[0] for c in columns), "note"])
+    frame = pd.DataFrame(rows)
     frame["_done"] = frame["status"] == "ok"
     frame = frame.sort_values(["_done", "macro-F1", "rung"], ascending=[False, False, True], na_position="last")
-    return frame.drop(columns="_done").reset_index(drop=True)
+    frame = frame.drop(columns="_done").reset_index(drop=True)
+    frame.attrs["best"] = best_rows(frame, columns, comparison)
+    return frame
 
 
-def _columns_of(frame: pd.DataFrame) -> list[Column]:
-    every = [*metric_columns("single-label"), *metric_columns("multi-label"), *EFFICIENCY_COLUMNS]
-    return list({c[0]: c for c in every if c[0] in frame.columns}.values())
-
-
-def best_rows(frame: pd.DataFrame) -> dict[str, set[int]]:
-    """For each column with a direction, the row positions (among finished rungs) holding its best value."""
+def best_rows(frame: pd.DataFrame, columns: Sequence[Column], comparison: Comparison | None) -> dict[str, set[int]]:
+    """Rows (among finished rungs) marked best in each column: a score only where it is significantly better than
+    the runner-up (never a chance rung's calibration); an efficiency figure where it is 10% better than the
+    runner-up. Without a comparison no score is marked."""
     done = frame[frame["status"] == "ok"]
     best: dict[str, set[int]] = {}
-    for column, _, _, how, _ in _columns_of(frame):
-        values = pd.to_numeric(done[column], errors="coerce").dropna()
-        if how and len(values):
-            target = values.max() if how == "max" else values.min()
-            best[column] = set(values.index[np.isclose(values, target, rtol=0, atol=1e-12)])
+    for c in columns:
+        if c.best is None or c.header not in frame:
+            continue
+        if c.scored:
+            winner = comparison.best(c.key) if comparison is not None else None
+            if winner is not None:
+                best[c.header] = set(done.index[done["rung"] == winner])
+            continue
+        values = pd.to_numeric(done[c.header], errors="coerce").dropna().sort_values(ascending=c.best == "min")
+        if len(values) >= 2:
+            first, second = values.iloc[0], values.iloc[1]
+            better = (
+                first < second * (1 - EFFICIENCY_MARGIN)
+                if c.best == "min"
+                else first > second * (1 + EFFICIENCY_MARGIN)
+            )
+            if better:
+                best[c.header] = {values.index[0]}
     return best
 
 
+def _interval(value: Any, low: Any, high: Any, digits: int = 4, signed: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    sign = "+" if signed else ""
+    text = f"{float(value):{sign}.{digits}f}"
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return text
+    return f"{text} [{float(low):{sign}.3f}, {float(high):{sign}.3f}]"
+
+
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's cells as display strings (the same in Markdown and HTML)."""
-    cells = {"rung": frame["rung"], "status": frame["status"]}
-    cells.update(
-        {c[0]: frame[c[0]].map(c[4]) for c in sorted(_columns_of(frame), key=lambda c: list(frame.columns).index(c[0]))}
-    )
-    cells["note"] = frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s)
-    return pd.DataFrame(cells)
+    """The leaderboard's cells as display strings (the same in Markdown and HTML): scores as ``value [low, high]``,
+    an ECE within its noise floor marked ``†``, the difference from the top with its interval, the tier."""
+    shown = [
+        c
+        for c in [*metric_columns("single-label"), *metric_columns("multi-label"), *EFFICIENCY_COLUMNS]
+        if c.header in frame
+    ]
+    shown = list({c.header: c for c in shown}.values())
+    cells: dict[str, Any] = {"rung": frame["rung"], "status": frame["status"]}
+    for c in shown:
+        if c.scored and f"{c.header} low" in frame:
+            cells[c.header] = [
+                _interval(v, lo, hi, c.digits)
+                for v, lo, hi in zip(frame[c.header], frame[f"{c.header} low"], frame[f"{c.header} high"])
+            ]
+        else:
+            cells[c.header] = frame[c.header].map(c.format)
+    if "ECE" in cells and "ECE noise floor" in frame:
+        cells["ECE"] = [
+            f"{cell} †" if cell and floor is not None and not pd.isna(floor) and value <= floor else cell
+            for cell, value, floor in zip(cells["ECE"], frame["ECE"], frame["ECE noise floor"])
+        ]
+    if "seeds" in frame and (pd.to_numeric(frame["seeds"], errors="coerce").fillna(0) > 1).any():
+        for header, _ in SEED_KEYS:
+            cells[f"{header} over seeds"] = [
+                "" if pd.isna(m) else (f"{m:.4f} (1)" if pd.isna(sd) else f"{m:.4f} ± {sd:.4f} ({int(n)})")
+                for m, sd, n in zip(frame[f"{header} seeds mean"], frame[f"{header} seeds sd"], frame["seeds"])
+            ]
+    if DELTA in frame:
+        cells[DELTA] = [
+            "top" if i == 0 else _interval(v, lo, hi, 4, signed=True)
+            for i, (v, lo, hi) in enumerate(zip(frame[DELTA], frame[f"{DELTA} low"], frame[f"{DELTA} high"]))
+        ]
+        cells["tier"] = frame["tier"].map(lambda t: "" if pd.isna(t) else str(int(t)))
+        cells["same decisions as"] = frame["same decisions as"].fillna("")
+    machines = machine_labels(frame)
+    if "latency p50 (ms)" in cells and "timed while busy" in frame:
+        cells["latency p50 (ms)"] = [
+            f"{cell} *" if busy and cell else cell
+            for cell, busy in zip(cells["latency p50 (ms)"], frame["timed while busy"])
+        ]
+    if len(machines) > 1:
+        cells["timed on"] = frame["timed on"].map(lambda k: machines.get(k, "") if isinstance(k, str) else "")
+    order = [
+        "rung",
+        "status",
+        *[c.header for c in shown if c.section == "metrics"],
+        *[name for name in cells if name.endswith(" over seeds")],
+        *([DELTA, "tier", "same decisions as"] if DELTA in cells else []),
+        *[c.header for c in shown if c.section != "metrics"],
+        *(["timed on"] if "timed on" in cells else []),
+    ]
+    out = pd.DataFrame({name: cells[name] for name in order})
+    out["note"] = frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s)
+    return out
+
+
+def machine_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """A letter for each machine the rows were timed on (A for the most common)."""
+    if "timed on" not in frame:
+        return {}
+    keys = frame["timed on"].dropna().value_counts().index.tolist()
+    return {key: chr(ord("A") + i) for i, key in enumerate(keys)}
 
 
 def to_markdown(frame: pd.DataFrame, title: str) -> str:
@@ -107,32 +279,117 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
     return f"# {title}\n\n" + formatted(frame).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def steps_frame(comparison: Comparison | None) -> pd.DataFrame:
+    """What each step buys: one row per step (a wrapper against its base, a learned rung against the one below it
+    in the ladder) with each metric's paired difference, interval and verdict."""
+    if comparison is None:
+        return pd.DataFrame()
+    names = {m.name: (m.columns[0][0] if m.columns else m.name) for m in list_metrics()}
+    rows = []
+    for step in steps(comparison, list_rungs(), [k for k in STEP_KEYS if k in comparison.keys or k == SORT_KEY]):
+        row: dict[str, Any] = {"step": f"{step['rung']} vs {step['versus']}", "kind": step["kind"]}
+        for key in STEP_KEYS:
+            if key in step:
+                d = step[key]
+                row[f"Δ {names.get(key, key)}"] = _interval(d["delta"], d["low"], d["high"], 4, signed=True)
+                row[f"{names.get(key, key)}: verdict"] = d["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _efficiency_ratio(results: dict[str, dict[str, Any]], a: str, b: str, key: str) -> str:
+    x, y = (lookup(results[r].get("efficiency"), key) for r in (a, b))
+    if not x or not y or any(isinstance(v, float) and math.isnan(v) for v in (x, y)):
+        return ""
+    ratio = float(x) / float(y)
+    return f"{ratio:.0f}×" if ratio >= 100 else f"{ratio:.2g}×"
+
+
+def with_ratios(steps: pd.DataFrame, results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The step table with latency and size ratios (rung over the rung it is compared with)."""
+    if steps.empty:
+        return steps
+    by_rung = {r["rung"]: r for r in results}
+    pairs = [s.split(" vs ") for s in steps["step"]]
+    steps = steps.copy()
+    steps["latency ×"] = [_efficiency_ratio(by_rung, a, b, "latency_ms_p50") for a, b in pairs]
+    steps["size ×"] = [_efficiency_ratio(by_rung, a, b, "size_bytes") for a, b in pairs]
+    return steps
+
+
+def footnotes(
+    results: Sequence[dict[str, Any]], comparison: Comparison | None, frame: pd.DataFrame | None = None
+) -> str:
+    """What the tables' figures are, and which machine timed them."""
+    envs = {(r.get("environment") or {}).get("cpu") for r in results if r.get("environment")}
+    labels = machine_labels(frame) if frame is not None else {}
+    if len(labels) > 1:
+        machines = (
+            "Latency, throughput and memory timed on (column 'timed on'): "
+            + "; ".join(f"{letter} = {key}" for key, letter in labels.items())
+            + "."
+        )
+    elif labels:
+        machines = f"Latency, throughput and memory timed on: {next(iter(labels))}."
+    else:
+        machines = ""
+    busy = frame is not None and "timed while busy" in frame and bool(frame["timed while busy"].any())
+    if busy:
+        machines += (
+            " * latency taken while the machine was busy (load above its CPUs, or the process got under 80% "
+            "of a CPU): rerun on an idle machine."
+        )
+    profiles = {((r.get("config") or {}).get("profile") or {}).get("name") for r in results}
+    devices = {(r.get("config") or {}).get("device") for r in results}
+    boot = next(((r.get("intervals") or {}) for r in results if r.get("intervals")), {})
+    text = (
+        f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. "
+        f"Profile: {', '.join(sorted(map(str, profiles)))}; device: {', '.join(sorted(map(str, devices)))}; "
+        f"fitted on: {', '.join(sorted(map(str, envs)))}. Sorted by macro-F1 (of each rung's first seed).\n\n"
+        f"Intervals: 95% percentile bootstrap over test examples ({boot.get('resamples', '?')} resamples), the same "
+        "resamples for every rung, so differences are paired. "
+        f"{DELTA}: the rung minus the top rung, with its paired interval; tier 1 holds the rungs whose difference from "
+        "the top is not significant, each next tier those not significantly below its best rung; same decisions as: "
+        "a rung ranked above that decides every test example the same way (tied on every decision metric). "
+        "In the HTML report a value is marked best only where it is significantly better than the runner-up (never "
+        "a chance rung's calibration).\n\n"
+        f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins; adaptive ECE: "
+        "equal-mass bins. † marks an ECE within its noise floor: a perfectly calibrated model with the same "
+        "confidences would score at least this much 5% of the time on this many examples. Brier: scikit-learn's "
+        "scale — binary, the squared error of the positive class's probability (0–1); more classes, the squared "
+        "distance of the probability vector to the one-hot label (0–2); multi-label, the mean over labels (0–1). "
+        "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. "
+        f"{machines}\n"
+    )
+    if _multilabel(results):
+        text += (
+            "\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
+            "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned "
+            "for its F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n"
+        )
+    return text
+
+
 def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | None:
-    """Regenerate ``leaderboard.md`` and ``leaderboard.csv`` for ``dataset``; None if nothing is stored."""
+    """Regenerate ``leaderboard.md`` and ``leaderboard.csv`` (and ``steps.csv``) for ``dataset``; None if nothing
+    is stored."""
     results = store.results(dataset)
     if not results:
         return None
-    frame = leaderboard_frame(results)
+    comparison = comparison_for(store, dataset, results)
+    frame = leaderboard_frame(results, comparison, store.seed_results(dataset))
     folder = store.root / dataset
-    envs = {r.get("environment", {}).get("cpu") for r in results if r.get("environment")}
-    profiles = {(r.get("config") or {}).get("profile", {}).get("name") for r in results}
-    devices = {(r.get("config") or {}).get("device") for r in results}
-    title = f"{dataset} leaderboard"
-    md = to_markdown(frame, title)
-    md += (
-        f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. "
-        f"Profile: {', '.join(sorted(map(str, profiles)))}; "
-        f"device: {', '.join(sorted(map(str, devices)))}; CPU: {', '.join(sorted(map(str, envs)))}. "
-        f"ECE: top-label, {results[0].get('metrics', {}).get('ece_bins', '?')} equal-width bins. "
-        "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. Sorted by macro-F1.\n"
-    )
-    if any((r.get("data") or {}).get("task") == "multi-label" for r in results):
+    md = to_markdown(frame, f"{dataset} leaderboard") + footnotes(results, comparison, frame)
+    steps = with_ratios(steps_frame(comparison), results)
+    if not steps.empty:
         md += (
-            "\nMulti-label: accuracy is subset accuracy; F1, precision, recall and Hamming loss are decisions at one "
-            "threshold tuned on validation to maximise micro-F1 (per-label t: each label's own threshold, tuned for "
-            "its "
-            "F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n"
+            "\n## What each step buys\n\nEach wrapper against its base, each learned rung against the learned rung "
+            "below it in the ladder: paired differences with 95% intervals; better / worse where the interval "
+            "excludes 0, else tie. Latency and size: ratios of the two rungs' figures.\n\n"
+            + steps.to_markdown(index=False, disable_numparse=True)
+            + "\n"
         )
+        steps.to_csv(folder / "steps.csv", index=False)
     md_path, csv_path = folder / "leaderboard.md", folder / "leaderboard.csv"
     md_path.write_text(md, encoding="utf-8")
     csv = frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'

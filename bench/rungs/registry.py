@@ -45,7 +45,9 @@ class Capabilities:
     whether it takes sentence pairs; ``needs``: what each of
     its bases must offer (``logits``: :meth:`~bench.rungs.protocol.Rung.predict_logits`; ``torch``: a torch module);
     ``device``: it runs on ``--device``; ``stochastic``: it draws stochastic passes
-    (``sample_probs(inputs, passes)``, ``reseed(seed)``), so ``bench sweep-mc`` applies to it.
+    (``sample_probs(inputs, passes)``, ``reseed(seed)``), so ``bench sweep-mc`` applies to it; ``informative``:
+    its predictions depend on the input (False for chance baselines: their calibration is never called best);
+    ``seeded``: the seed changes what it learns or predicts (False: it runs once, for the first seed).
     """
 
     tasks: frozenset[str] = TASKS
@@ -53,6 +55,8 @@ class Capabilities:
     needs: frozenset[str] = frozenset()
     device: bool = False
     stochastic: bool = False
+    informative: bool = True
+    seeded: bool = True
 
     def unsupported(self, task: str, pair: bool) -> str | None:
         """Why a dataset of this label kind (and pair-ness) is out of scope, or None."""
