@@ -1,4 +1,5 @@
-"""Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks) from results/.
+"""Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks) and step tables
+(``<!-- DATASET-steps: ... -->``) from results/.
 
 Usage: ``python scripts/readme_tables.py`` from the repository root; tests/test_readme.py checks the tables.
 """
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.leaderboard import comparison_for, formatted, leaderboard_frame
+from bench.report.leaderboard import comparison_for, formatted, leaderboard_frame, steps_frame, with_ratios
 from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
+STEPS = re.compile(r"(<!-- (\w+)-steps:[^\n]*-->\n)(?:\|[^\n]*\n)*")
 
 
 def cells(dataset: str) -> pd.DataFrame:
@@ -34,6 +36,14 @@ def table(dataset: str, columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def steps(dataset: str) -> str:
+    """What each step buys on ``dataset``: the leaderboard's step table as Markdown."""
+    store = ResultStore(ROOT / "results")
+    results = store.results(dataset)
+    frame = with_ratios(steps_frame(comparison_for(store, dataset, results)), results)
+    return frame.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
@@ -42,7 +52,9 @@ def main() -> None:
         header = match.group(3).strip().strip("|").split("|")
         return match.group(1) + table(match.group(2), [h.strip() for h in header[1:]])
 
-    readme.write_text(MARKER.sub(rewrite, text), encoding="utf-8")
+    text = MARKER.sub(rewrite, text)
+    text = STEPS.sub(lambda m: m.group(1) + steps(m.group(2)), text)
+    readme.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -22,19 +22,10 @@ def test_list(capsys):
 def test_run_and_report(toy_data, tmp_path, capsys):
     out = tmp_path / "res"
     code = main(
-        [
-            "run",
-            "--models",
-            "majority,tfidf*",
-            "--datasets",
-            "toy_sentiment,toy_tags",
-            "--data-dir",
-            str(toy_data),
-            "--profile",
-            "quick",
-            "--output",
-            str(out),
-        ]
+        (
+            f"run --models majority,tfidf* --datasets toy_sentiment,toy_tags "
+            f"--data-dir {toy_data} --profile quick --output {out}"
+        ).split()
     )
     assert code == 0
     for ds in ("toy_sentiment", "toy_tags"):
@@ -47,19 +38,7 @@ def test_run_and_report(toy_data, tmp_path, capsys):
 
 
 def test_data_folder_keeps_its_card_fields(toy_data, tmp_path):
-    code = main(
-        [
-            "run",
-            "--models",
-            "majority",
-            "--data",
-            str(toy_data / "toy_pairs"),
-            "--profile",
-            "quick",
-            "--output",
-            str(tmp_path),
-        ]
-    )
+    code = main((f"run --models majority --data {toy_data / 'toy_pairs'} --profile quick --output {tmp_path}").split())
     assert code == 0
     stored = json.loads((tmp_path / "toy_pairs" / "majority" / "seed-0" / "result.json").read_text())
     assert stored["data"]["task"] == "sentence-pair"
@@ -82,21 +61,10 @@ def test_byo_data_file(tmp_path):
         "".join(json.dumps({"body": f"{w} {i}", "y": w}) + "\n" for i in range(40) for w in ("good", "bad"))
     )
     code = main(
-        [
-            "run",
-            "--models",
-            "majority",
-            "--data",
-            str(path),
-            "--text-column",
-            "body",
-            "--label-column",
-            "y",
-            "--profile",
-            "quick",
-            "--output",
-            str(tmp_path / "o"),
-        ]
+        (
+            f"run --models majority --data {path} --text-column body --label-column "
+            f"y --profile quick --output {tmp_path / 'o'}"
+        ).split()
     )
     assert code == 0 and (tmp_path / "o" / "mine" / "majority" / "seed-0" / "result.json").is_file()
 
@@ -107,19 +75,9 @@ def stored(toy_data, tmp_path):
     out = tmp_path / "keep"
     assert (
         main(
-            [
-                "run",
-                "--models",
-                "majority",
-                "--datasets",
-                "toy_sentiment",
-                "--data-dir",
-                str(toy_data),
-                "--profile",
-                "quick",
-                "--output",
-                str(out),
-            ]
+            (
+                f"run --models majority --datasets toy_sentiment --data-dir {toy_data} --profile quick --output {out}"
+            ).split()
         )
         == 0
     )
@@ -197,22 +155,7 @@ def test_bad_csv_and_card_label(stored, tmp_path, toy_data, capsys):
     folder = toy_data / "toy_sentiment"
     with (folder / "test.jsonl").open("a") as fh:
         fh.write(json.dumps({"text": "meh", "label": "neutral"}) + "\n")
-    assert (
-        main(
-            [
-                "run",
-                "--models",
-                "majority",
-                "--datasets",
-                "toy_sentiment",
-                "--data-dir",
-                str(toy_data),
-                "--output",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert main((f"run --models majority --datasets toy_sentiment --data-dir {toy_data} --output {out}").split()) == 2
     assert "label 'neutral' is not one of the labels" in capsys.readouterr().err
     assert path.read_bytes() == before
 

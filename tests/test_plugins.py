@@ -211,19 +211,10 @@ def test_a_registered_metric_is_filled_in_by_rescore_without_refitting(plugin, t
     out = tmp_path / "results"
     assert (
         main(
-            [
-                "run",
-                "--models",
-                "tfidf_lr,tfidf_lr+ts,demo_vote",
-                "--datasets",
-                "toy_sentiment",
-                "--data-dir",
-                str(toy_data),
-                "--profile",
-                "quick",
-                "--output",
-                str(out),
-            ]
+            (
+                f"run --models tfidf_lr,tfidf_lr+ts,demo_vote --datasets toy_sentiment "
+                f"--data-dir {toy_data} --profile quick --output {out}"
+            ).split()
         )
         == 0
     )

@@ -34,6 +34,17 @@ def test_result_tables_match_committed_results():
             assert values == [str(shown.loc[rung, column]) for column in header[1:]], (dataset, rung)
 
 
+def test_step_tables_match_committed_results():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import steps
+
+    blocks = re.findall(r"<!-- (\w+)-steps:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    assert {name for name, _ in blocks} >= {"sst2", "emotion"}
+    for dataset, block in blocks:
+        assert block == steps(dataset), dataset
+        assert "finetuned+ts vs finetuned" in block
+
+
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     code = README.split("## Adding a rung")[1].split("```python")[1].split("```")[0]
     registry.list_rungs()

@@ -87,6 +87,8 @@ def sweep_mc(
         "rung": rung_name,
         "base": info.base,
         "base_config_hash": config_hash(config_for(info.base, dataset, settings)),
+        "seed": settings.seed,
+        "options": settings.options_for(rung_name),
         "iterations": sorted(iterations),
         "repeats": repeats,
         "ece_bins": n_bins,
@@ -112,7 +114,9 @@ def write_sweep(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     )
     md = (
         f"# MC sweep of {result.get('rung', 'the stochastic rung')} — {result['dataset']}\n\n"
-        f"{result['test_examples']} test examples, {result['repeats']} repeats (mean ± std), ECE with "
+        f"{result['test_examples']} test examples, {result['repeats']} repeats (mean ± std; seeds "
+        f"{result.get('seed', 0)} to {result.get('seed', 0) + result['repeats'] - 1}, the base fitted with seed "
+        f"{result.get('seed', 0)}; sampler {result.get('options', {}).get('sampler', 'pooled')}), ECE with "
         f"{result['ece_bins']} equal-width bins. Deterministic base ({result.get('base', 'base')}): "
         f"ECE {det['ece']:.4f}, "
         f"accuracy {det['accuracy']:.4f}.\n\n" + table.to_markdown(index=False) + "\n"

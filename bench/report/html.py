@@ -41,7 +41,9 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; vertical-align: top; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; max-width: 38rem; }
+th { background: #f4f4f4; } td { white-space: nowrap; }
+td.text, th.text { text-align: left; max-width: 38rem; white-space: normal; }
+.wide { overflow-x: auto; }
 td.best { font-weight: bold; background: #e7f5e7; }
 tr.failed td { background: #fdecea; } tr.not_applicable td { background: #f3f3f3; color: #666; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5rem 0; }
@@ -193,7 +195,7 @@ def _leaderboard_html(frame: pd.DataFrame) -> str:
             cls = "text" if column in ("rung", "status", "note") else ("best" if i in best.get(str(column), ()) else "")
             cells.append(f'<td class="{cls}">{_esc(value)}</td>')
         rows.append(f'<tr class="{_esc(frame.loc[i, "status"])}">{"".join(cells)}</tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _table_html(frame: pd.DataFrame) -> str:

@@ -298,6 +298,8 @@ def steps_frame(comparison: Comparison | None) -> pd.DataFrame:
 
 
 def _efficiency_ratio(results: dict[str, dict[str, Any]], a: str, b: str, key: str) -> str:
+    if key.startswith("latency") and timed_on(results[a]) != timed_on(results[b]):
+        return "(other machines)"  # timings from two machines do not divide
     x, y = (lookup(results[r].get("efficiency"), key) for r in (a, b))
     if not x or not y or any(isinstance(v, float) and math.isnan(v) for v in (x, y)):
         return ""

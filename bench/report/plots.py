@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from bench.evaluate.calibration import calibration_error, reliability_table
 
 DPI = 110
+ECE_FLOOR = 1e-4
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -119,11 +120,12 @@ def tradeoff_latency(frame: pd.DataFrame, title: str) -> Figure:
 def tradeoff_calibration(frame: pd.DataFrame, title: str) -> Figure:
     """Macro-F1 against ECE: up and to the left is better."""
     data = frame.dropna(subset=["ECE", "macro-F1"]).reset_index(drop=True)
+    data["ECE"] = data["ECE"].astype(float).clip(lower=ECE_FLOOR)  # a log axis cannot show 0
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     ax.set_xscale("log")
     _labelled_scatter(ax, data, "ECE", "macro-F1")
     _legend(ax, data)
-    ax.set_xlabel("ECE (log scale, lower is better)")
+    ax.set_xlabel(f"ECE (log scale, lower is better; below {ECE_FLOOR:g} drawn at {ECE_FLOOR:g})")
     ax.set_ylabel("macro-F1 (test)")
     ax.set_title(f"{title}: quality against calibration")
     return fig
