@@ -82,3 +82,17 @@ def test_every_dataset_runs_through_its_path(real_data_dir, tmp_path, name):
     probs, labels = ResultStore(tmp_path).load_predictions(name, "tfidf_lr" if "tfidf_lr" in rungs else "random")
     assert probs.shape[0] == labels.shape[0] == min(len(ds.test), 500)
     assert np.isfinite(probs).all()
+
+
+def test_no_fitted_artifact_is_committed():
+    """Fitted rungs (up to 92 MB each) stay out of git: .gitignore covers every layout of results/."""
+    import subprocess
+
+    root = RESULTS.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "results/sst2/finetuned/seed-0/artifact/model.safetensors"], cwd=root
+    )
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=root, capture_output=True, text=True).stdout
+    assert ignored.returncode == 0 and "/artifact/" not in tracked
