@@ -265,7 +265,7 @@ def _parse_limits(items: list[str]) -> dict[str, float]:
         except ValueError:
             limit = math.nan
         if not (math.isfinite(limit) and limit > 0):
-            raise BenchError(f"--limit takes RUNG=FRACTION with a positive fraction, e.g. random=0.5, not {item!r}")
+            raise BenchError(f"--limit takes RUNG=FRACTION with a positive fraction, e.g. <rung>=0.5, not {item!r}")
         limits.update(dict.fromkeys(_expand_rungs([pattern.strip()]), limit))
     return limits
 
@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="RUNG=FRACTION",
         help="a rung's own allowed growth, repeatable: stored in the baseline with --save, for this run only "
-        "with --check (e.g. --limit random=0.5)",
+        "with --check (e.g. --limit <rung>=0.5)",
     )
     p.add_argument(
         "--threads",
