@@ -165,24 +165,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed and args.strict else 0
 
 
+def _stored_datasets(store: Any, wanted: str | None) -> list[str]:
+    """The datasets named in ``wanted`` (default: every one with results), each checked to have stored results."""
+    known = store.datasets()
+    names = _csv(wanted) if wanted else known
+    if not names:
+        raise BenchError(f"no stored results under {str(store.root)!r}; run `python -m bench run` first")
+    for name in names:
+        if name not in known:
+            raise UnknownNameError("dataset with results", name, known)
+    return names
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.html import write_index, write_report
-    from bench.report.leaderboard import write_leaderboard
+    from bench.report.leaderboard import CSV_FILE, MD_FILE, write_leaderboard
     from bench.store.results import ResultStore
 
     store = ResultStore(args.output)
-    names = _csv(args.datasets) if args.datasets else store.datasets()
-    if not names:
-        raise BenchError(f"no stored results under {args.output!r}; run `python -m bench run` first")
-    for name in names:
-        if name not in store.datasets():
-            raise UnknownNameError("dataset with results", name, store.datasets())
-        paths = write_leaderboard(store, name)
-        if paths is None:
-            raise BenchError(f"no readable result.json under {store.root / name}")
-        print(f"wrote {paths[0]} and {paths[1]}")
-        if not args.no_html:
+    for name in _stored_datasets(store, args.datasets):
+        if args.no_html:
+            paths = write_leaderboard(store, name)
+            if paths is None:
+                raise BenchError(f"no readable result.json under {store.root / name}")
+        else:  # the report writes the leaderboard it shows
             print(f"wrote {write_report(store, name, data_dir=args.data_dir)}")
+        folder = store.root / name
+        print(f"wrote {folder / MD_FILE} and {folder / CSV_FILE}")
     if not args.no_html:
         print(f"wrote {write_index(store)}")
     return 0
@@ -360,14 +369,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from bench.store.results import ResultStore
 
     store = ResultStore(args.output)
-    names = _csv(args.datasets) if args.datasets else store.datasets()
-    if not names:
-        raise BenchError(f"no stored results under {args.output!r}; run `python -m bench run` first")
-    rows = []
-    for name in names:
-        if name not in store.datasets():
-            raise UnknownNameError("dataset with results", name, store.datasets())
-        rows += rescore(store, name)
+    names = _stored_datasets(store, args.datasets)
+    rows = [row for name in names for row in rescore(store, name)]
     _write_leaderboards(args.output, names)
     print(
         tabulate(

@@ -11,7 +11,7 @@ from typing import Any
 from bench.data import Dataset
 from bench.evaluate.harness import RunSettings, evaluate
 from bench.profiles import apply_profile
-from bench.report.leaderboard import write_leaderboard
+from bench.report.leaderboard import MD_FILE, write_leaderboard
 from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
 
@@ -64,13 +64,17 @@ def run(
             tqdm.write(summary_line(result))
             results.append(result)
     for d in datasets:
-        paths = write_leaderboard(store, d.name)
-        if paths:
-            tqdm.write(f"leaderboard: {paths[0]}")
-        if html and paths:
+        if not store.results(d.name):
+            continue
+        if html:  # the report writes the leaderboard it shows
             from bench.report.html import write_report
 
-            tqdm.write(f"report: {write_report(store, d.name).resolve().as_uri()}")
+            report = write_report(store, d.name)
+        else:
+            write_leaderboard(store, d.name)
+        tqdm.write(f"leaderboard: {store.root / d.name / MD_FILE}")
+        if html:
+            tqdm.write(f"report: {report.resolve().as_uri()}")
     if html and results:
         from bench.report.html import write_index
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.leaderboard import comparison_for, formatted, leaderboard_frame, steps_frame, with_ratios
+from bench.report.leaderboard import build, formatted
 from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,9 +21,7 @@ STEPS = re.compile(r"(<!-- (\w+)-steps:[^\n]*-->\n)(?:\|[^\n]*\n)*")
 
 def cells(dataset: str) -> pd.DataFrame:
     """The leaderboard's display cells of the finished rungs of ``dataset``, in leaderboard order."""
-    store = ResultStore(ROOT / "results")
-    results = store.results(dataset)
-    frame = leaderboard_frame(results, comparison_for(store, dataset, results), store.seed_results(dataset))
+    frame = build(ResultStore(ROOT / "results"), dataset).frame
     return formatted(frame)[frame["status"] == "ok"]
 
 
@@ -38,10 +36,7 @@ def table(dataset: str, columns: list[str]) -> str:
 
 def steps(dataset: str) -> str:
     """What each step buys on ``dataset``: the leaderboard's step table as Markdown."""
-    store = ResultStore(ROOT / "results")
-    results = store.results(dataset)
-    frame = with_ratios(steps_frame(comparison_for(store, dataset, results)), results)
-    return frame.to_markdown(index=False, disable_numparse=True) + "\n"
+    return build(ResultStore(ROOT / "results"), dataset).steps.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
 from bench.profiles import get_profile
 from bench.report.html import INDEX_FILE, PLOTS_DIR, REPORT_FILE, write_index, write_report
-from bench.report.leaderboard import comparison_for, formatted, leaderboard_frame
+from bench.report.leaderboard import build, formatted
 from bench.report.plots import pareto_front
 from bench.store.results import ResultStore
 from tests.browser import chromium, render
@@ -63,9 +63,7 @@ def test_pareto_front():
 def test_report_has_the_leaderboard_with_best_marked_and_statuses(reports):
     out, _ = reports
     page = (out / "toy_sentiment" / REPORT_FILE).read_text()
-    store = ResultStore(out)
-    results = store.results("toy_sentiment")
-    frame = leaderboard_frame(results, comparison_for(store, "toy_sentiment", results))
+    frame = build(ResultStore(out), "toy_sentiment").frame
     shown = formatted(frame)
     for _, row in frame[frame.status == "ok"].iterrows():
         assert f"{row['macro-F1']:.4f}" in page and f"{row['ECE']:.4f}" in page

@@ -22,11 +22,11 @@ from bench.environment import cpu_count, environment, timing_machine
 from bench.errors import BenchError, NotApplicable
 from bench.evaluate.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
 from bench.evaluate.intervals import interval_report
-from bench.evaluate.metrics import METRICS_VERSION, Predictions, compute_scores
+from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
 from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung
-from bench.rungs.registry import RungInfo, create_rung, get_rung
+from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung
 from bench.rungs.wrapper import Wrapper
 from bench.store.results import ARTIFACT_DIR, ResultStore
 
@@ -214,7 +214,7 @@ def build_rung(rung_name: str, dataset: Dataset, settings: RunSettings, store: R
         without = [name for name, (rung, _) in zip(info.bases, built) if not rung.has_logits]
         if without:
             raise NotApplicable(f"{rung_name} needs logits, and {', '.join(without)} exposes none")
-    bases = {"base": built[0][0]} if len(built) == 1 else {"bases": [rung for rung, _ in built]}
+    bases = base_arguments([rung for rung, _ in built])
     return create_rung(rung_name, context=context, **bases, **options), sum(seconds for _, seconds in built)
 
 
@@ -304,7 +304,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
         predict_seconds = time.perf_counter() - t0
         scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
-        result["metrics"] = compute_scores(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
+        result["metrics"] = score(scored)
         result["metrics_version"] = METRICS_VERSION
         result["intervals"] = interval_report(scored, result["metrics"])
         with store.artifact_dir(dataset.name, rung_name, settings.seed) as folder:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.evaluate.metrics import Metric, Predictions, compute_scores, list_metrics, lookup
+from bench.evaluate.metrics import Metric, Predictions, list_metrics, lookup, score
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -125,7 +125,7 @@ def confidence_intervals(
 ) -> dict[str, list[float]]:
     """``{metric key: [low, high]}`` for every scored metric of these predictions (``scores``: their point values,
     for the bias shift; computed when not given)."""
-    scores = scores if scores is not None else compute_scores(p.spec, p.probs, p.y, p.n_bins, p.thresholds)
+    scores = scores if scores is not None else score(p)
     out = {}
     for key, values in resampled(p, boot=boot).items():
         point = lookup(scores, key)

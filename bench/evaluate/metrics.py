@@ -230,9 +230,13 @@ def compute_scores(
     spec: TaskSpec, probs: np.ndarray, y: np.ndarray, n_bins: int = DEFAULT_BINS, thresholds: Thresholds | None = None
 ) -> dict[str, Any]:
     """Every registered metric that applies to the task, on these predictions (``thresholds``: multi-label only)."""
-    preds = Predictions(spec, np.asarray(probs), np.asarray(y), n_bins, thresholds if spec.multilabel else None)
+    return score(Predictions(spec, np.asarray(probs), np.asarray(y), n_bins, thresholds if spec.multilabel else None))
+
+
+def score(preds: Predictions) -> dict[str, Any]:
+    """Every registered metric that applies to ``preds``' task."""
     scores: dict[str, Any] = {}
-    for metric in list_metrics(spec.label_kind):
+    for metric in list_metrics(preds.spec.label_kind):
         value = metric.compute(preds)
         if metric.merge:
             scores.update(value)

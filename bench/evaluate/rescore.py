@@ -16,7 +16,7 @@ from bench.data.spec import TaskSpec
 from bench.errors import BenchError
 from bench.evaluate.harness import config_hash
 from bench.evaluate.intervals import interval_report
-from bench.evaluate.metrics import METRICS_VERSION, Predictions, compute_scores
+from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.rungs.registry import get_rung, list_rungs
 from bench.store.results import PREDICTIONS_FILE, ResultStore, seed_of
@@ -64,7 +64,7 @@ def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str
     """The result with every registered metric and its interval recomputed from its stored predictions, and the
     largest change of a scalar metric it already had (0 when all agree; NaN when it had none)."""
     p = stored_predictions(result, *store.load_predictions(result["dataset"], result["rung"], seed_of(result)))
-    metrics = compute_scores(p.spec, p.probs, p.y, p.n_bins, p.thresholds)
+    metrics = score(p)
     before, after = _scalars(result.get("metrics") or {}), _scalars(metrics)
     shared = set(before) & set(after)
     change = max((abs(after[k] - before[k]) for k in shared), default=math.nan)

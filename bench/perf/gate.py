@@ -42,7 +42,7 @@ import numpy as np
 from bench.data import Dataset, Split, TaskSpec
 from bench.errors import BenchError
 from bench.rungs.protocol import Rung
-from bench.rungs.registry import create_rung, get_rung, with_bases
+from bench.rungs.registry import base_arguments, create_rung, get_rung, with_bases
 
 BATCH_SIZES = (1, 16)
 DEFAULT_THRESHOLD = 0.25
@@ -142,8 +142,7 @@ def fit_ladder(names: Sequence[str], dataset: Dataset, seed: int = 0) -> dict[st
     fitted: dict[str, Rung] = {}
     for name in with_bases(names):
         info = get_rung(name)
-        bases = [fitted[b] for b in info.bases]
-        extra = {} if not bases else ({"base": bases[0]} if len(bases) == 1 else {"bases": bases})
+        extra = base_arguments([fitted[b] for b in info.bases])
         rung = create_rung(name, context={"seed": seed, "device": "cpu"}, **info.perf, **extra)
         fitted[name] = rung.fit(dataset.train, dataset.validation)
     return {n: fitted[n] for n in names}

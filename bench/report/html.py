@@ -24,9 +24,9 @@ from bench.evaluate.calibration import binary_top_label, top_label
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
-from bench.report.leaderboard import comparison_for, footnotes, formatted, leaderboard_frame, steps_frame, with_ratios
+from bench.report.leaderboard import STEPS_NOTE, Leaderboard, build, formatted, save
 from bench.rungs.registry import colour_for, get_rung, list_rungs
-from bench.store.results import ResultStore, seed_of
+from bench.store.results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ class Stored:
     results: dict[str, dict[str, Any]]
     predictions: dict[str, tuple[np.ndarray, np.ndarray]]
     frame: pd.DataFrame
-    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
-    notes: str = ""
+    board: Leaderboard
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -107,21 +106,12 @@ class Stored:
 
 
 def load_stored(store: ResultStore, dataset: str) -> Stored:
-    """Read a dataset's results and the predictions of every finished rung."""
-    results = {r["rung"]: r for r in store.results(dataset)}
-    if not results:
+    """Read a dataset's results, the predictions of every finished rung and its leaderboard."""
+    board = build(store, dataset)
+    if board is None:
         raise BenchError(f"no readable result.json under {store.root / dataset}")
-    predictions = {}
-    for rung, result in results.items():
-        if result.get("status") == "ok":
-            try:
-                predictions[rung] = store.load_predictions(dataset, rung, seed_of(result))
-            except (OSError, KeyError, ValueError) as exc:
-                log.warning("%s/%s: predictions unreadable (%s)", dataset, rung, exc)
-    comparison = comparison_for(store, dataset, list(results.values()))
-    frame = leaderboard_frame(list(results.values()), comparison, store.seed_results(dataset))
-    steps = with_ratios(steps_frame(comparison), list(results.values()))
-    return Stored(dataset, results, predictions, frame, steps, footnotes(list(results.values()), comparison, frame))
+    results = {r["rung"]: r for r in board.results}
+    return Stored(dataset, results, board.predictions, board.frame, board)
 
 
 def _ladder_position(rung: str) -> tuple[int, str]:
@@ -442,9 +432,11 @@ def _page(title: str, body: str) -> str:
 
 
 def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None = None) -> Path:
-    """Write ``<dataset>/report.html`` and its PNGs (``<dataset>/plots/``) from stored results."""
+    """Write ``<dataset>/report.html`` and its PNGs (``<dataset>/plots/``), and the leaderboard files it shows, from
+    stored results."""
     stored = load_stored(store, dataset)
     folder = store.root / dataset
+    save(stored.board, folder)
     figs = Figures(folder / PLOTS_DIR)
     data, note = dataset_texts(stored, data_dir)
     plotted = stored.frame[stored.frame["status"] == "ok"].copy()
@@ -459,16 +451,13 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
         + _leaderboard_html(stored.frame)
         + '<p class="note">In bold green: a score significantly better than the runner-up\'s (paired bootstrap; '
         "never a chance rung's calibration), an efficiency figure 10% better than the runner-up's. "
-        + _esc(stored.notes.strip()).replace("\n\n", '</p><p class="note">')
+        + _esc(stored.board.notes.strip()).replace("\n\n", '</p><p class="note">')
         + "</p>"
         + _status_note(stored)
     )
-    if not stored.steps.empty:
+    if not stored.board.steps.empty:
         sections.append(
-            "<h2>What each step buys</h2>"
-            + '<p class="note">Each wrapper against its base, each learned rung against the learned rung below it '
-            "in the ladder: paired differences with 95% intervals; better / worse where the interval excludes 0, "
-            "else tie. Latency and size: ratios of the two rungs' figures.</p>" + _table_html(stored.steps)
+            "<h2>What each step buys</h2>" + f'<p class="note">{_esc(STEPS_NOTE)}</p>' + _table_html(stored.board.steps)
         )
     sections.append(
         "<h2>Trade-offs</h2>"

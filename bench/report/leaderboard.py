@@ -7,6 +7,7 @@ significantly better than the runner-up. A second table says what each step up t
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,16 @@ from bench.evaluate.rescore import stored_predictions
 from bench.rungs.registry import list_rungs
 from bench.store.results import ResultStore, seed_of
 
+log = logging.getLogger(__name__)
 EFFICIENCY_MARGIN = 0.10  # an efficiency figure is marked best when 10% better than the runner-up (run-to-run noise)
 DELTA = "Δ macro-F1 vs top"
 STEP_KEYS = ("accuracy", "f1_macro", "ece", "nll")
+MD_FILE, CSV_FILE, STEPS_FILE = "leaderboard.md", "leaderboard.csv", "steps.csv"
+STEPS_NOTE = (
+    "Each wrapper against its base, each learned rung against the learned rung below it in the ladder: paired "
+    "differences with 95% intervals; better / worse where the interval excludes 0, else tie. Latency and size: "
+    "ratios of the two rungs' figures (latency only where both were timed on one machine)."
+)
 
 
 @dataclass(frozen=True)
@@ -89,18 +97,30 @@ def columns_for(results: Sequence[dict[str, Any]]) -> list[Column]:
     return [*metric_columns("multi-label" if _multilabel(results) else "single-label"), *EFFICIENCY_COLUMNS]
 
 
-def comparison_for(store: ResultStore, dataset: str, results: Sequence[dict[str, Any]]) -> Comparison | None:
-    """The finished rungs of ``dataset`` compared from their stored predictions (None when under two have any)."""
+def load_predictions(
+    store: ResultStore, dataset: str, results: Sequence[dict[str, Any]]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``(probs, labels)`` of every finished rung whose predictions can be read (the others are logged)."""
+    out = {}
+    for r in results:
+        if r.get("status") == "ok":
+            try:
+                out[r["rung"]] = store.load_predictions(dataset, r["rung"], seed_of(r))
+            except (OSError, KeyError, ValueError) as exc:
+                log.warning("%s/%s: predictions unreadable (%s)", dataset, r["rung"], exc)
+    return out
+
+
+def comparison_for(
+    results: Sequence[dict[str, Any]], predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> Comparison | None:
+    """The finished rungs compared from their predictions (None when under two have usable ones)."""
     entries = {}
     for r in results:
-        if r.get("status") != "ok":
+        if r["rung"] not in predictions:
             continue
         try:
-            probs, labels = store.load_predictions(dataset, r["rung"], seed_of(r))
-        except (OSError, KeyError, ValueError):
-            continue
-        try:
-            p = stored_predictions(r, probs, labels)
+            p = stored_predictions(r, *predictions[r["rung"]])
         except BenchError:
             continue
         entries[r["rung"]] = Entry(r["rung"], p, r.get("metrics") or {}, bool(r.get("chance")), r.get("bases") or ())
@@ -348,8 +368,8 @@ def footnotes(
         f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. "
         f"Profile: {', '.join(sorted(map(str, profiles)))}; device: {', '.join(sorted(map(str, devices)))}; "
         f"fitted on: {', '.join(sorted(map(str, envs)))}. Sorted by macro-F1 (of each rung's first seed).\n\n"
-        f"Intervals: 95% percentile bootstrap over test examples ({boot.get('resamples', '?')} resamples), the same "
-        "resamples for every rung, so differences are paired. "
+        f"Intervals: 95% bootstrap over test examples ({boot.get('resamples', '?')} resamples; percentiles shifted "
+        "by the bootstrap's bias), the same resamples for every rung, so differences are paired. "
         f"{DELTA}: the rung minus the top rung, with its paired interval; tier 1 holds the rungs whose difference from "
         "the top is not significant, each next tier those not significantly below its best rung; same decisions as: "
         "a rung ranked above that decides every test example the same way (tied on every decision metric). "
@@ -372,31 +392,55 @@ def footnotes(
     return text
 
 
-def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | None:
-    """Regenerate ``leaderboard.md`` and ``leaderboard.csv`` (and ``steps.csv``) for ``dataset``; None if nothing
-    is stored."""
-    results = store.results(dataset)
+@dataclass
+class Leaderboard:
+    """One dataset's leaderboard, built once from its stored results and read by both the Markdown/CSV files
+    and the HTML report."""
+
+    dataset: str
+    results: list[dict[str, Any]]
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    comparison: Comparison | None
+    frame: pd.DataFrame
+    steps: pd.DataFrame
+    notes: str
+
+
+def build(store: ResultStore, dataset: str) -> Leaderboard | None:
+    """The leaderboard of ``dataset`` from its stored results and predictions; None if nothing is stored."""
+    seeds = store.seed_results(dataset)
+    results = [runs[0] for runs in seeds.values() if runs]  # each rung's lowest seed, as store.results gives
     if not results:
         return None
-    comparison = comparison_for(store, dataset, results)
-    frame = leaderboard_frame(results, comparison, store.seed_results(dataset))
-    folder = store.root / dataset
-    md = to_markdown(frame, f"{dataset} leaderboard") + footnotes(results, comparison, frame)
+    predictions = load_predictions(store, dataset, results)
+    comparison = comparison_for(results, predictions)
+    frame = leaderboard_frame(results, comparison, seeds)
     steps = with_ratios(steps_frame(comparison), results)
-    if not steps.empty:
+    return Leaderboard(dataset, results, predictions, comparison, frame, steps, footnotes(results, comparison, frame))
+
+
+def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv`` (and ``steps.csv``) into ``folder``."""
+    md = to_markdown(board.frame, f"{board.dataset} leaderboard") + board.notes
+    if not board.steps.empty:
         md += (
-            "\n## What each step buys\n\nEach wrapper against its base, each learned rung against the learned rung "
-            "below it in the ladder: paired differences with 95% intervals; better / worse where the interval "
-            "excludes 0, else tie. Latency and size: ratios of the two rungs' figures.\n\n"
-            + steps.to_markdown(index=False, disable_numparse=True)
+            f"\n## What each step buys\n\n{STEPS_NOTE}\n\n"
+            + board.steps.to_markdown(index=False, disable_numparse=True)
             + "\n"
         )
-        steps.to_csv(folder / "steps.csv", index=False)
-    md_path, csv_path = folder / "leaderboard.md", folder / "leaderboard.csv"
+        board.steps.to_csv(folder / STEPS_FILE, index=False)
+    md_path, csv_path = folder / MD_FILE, folder / CSV_FILE
     md_path.write_text(md, encoding="utf-8")
-    csv = frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'
-    efficiency = {r["rung"]: r.get("efficiency") or {} for r in results}
+    csv = board.frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'
+    efficiency = {r["rung"]: r.get("efficiency") or {} for r in board.results}
     for header, key in OWN_COLUMNS:
         csv[header] = [efficiency.get(rung, {}).get(key) for rung in csv["rung"]]
     csv.to_csv(csv_path, index=False)
     return md_path, csv_path
+
+
+def write_leaderboard(store: ResultStore, dataset: str) -> tuple[Path, Path] | None:
+    """Regenerate ``leaderboard.md`` and ``leaderboard.csv`` (and ``steps.csv``) for ``dataset``; None if nothing
+    is stored."""
+    board = build(store, dataset)
+    return None if board is None else save(board, store.root / dataset)

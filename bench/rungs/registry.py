@@ -250,6 +250,13 @@ def colour_for(name: str, family: str) -> str:
     return _REGISTRY[name].colour if name in _REGISTRY else family_colour(family)
 
 
+def base_arguments(bases: Sequence[Any]) -> dict[str, Any]:
+    """How a wrapper's factory receives its fitted bases: ``base=`` for one, ``bases=`` for several, none for none."""
+    if not bases:
+        return {}
+    return {"base": bases[0]} if len(bases) == 1 else {"bases": list(bases)}
+
+
 def create_rung(name: str, *, context: Mapping[str, Any] | None = None, **options: Any) -> Any:
     """Build rung ``name`` with ``options``; ``context`` (seed, device, ...) is passed where accepted."""
     info = get_rung(name)

@@ -131,24 +131,27 @@ class ResultStore:
             found.add(seed_of(legacy))
         return sorted(found)
 
-    def rungs(self, dataset: str) -> list[str]:
+    def _seeds_by_rung(self, dataset: str) -> dict[str, list[int]]:
         folder = self.root / dataset
-        return (
-            sorted(d.name for d in folder.iterdir() if d.is_dir() and self.seeds(dataset, d.name))
-            if folder.is_dir()
-            else []
-        )
+        if not folder.is_dir():
+            return {}
+        found = {d.name: self.seeds(dataset, d.name) for d in sorted(folder.iterdir()) if d.is_dir()}
+        return {rung: seeds for rung, seeds in found.items() if seeds}
+
+    def rungs(self, dataset: str) -> list[str]:
+        """Rungs with at least one stored result on ``dataset``."""
+        return list(self._seeds_by_rung(dataset))
 
     def results(self, dataset: str) -> list[dict[str, Any]]:
         """One result per rung of ``dataset``: its lowest seed's (the one leaderboards rank and compare)."""
-        found = (self.read(dataset, rung, self.seeds(dataset, rung)[0]) for rung in self.rungs(dataset))
+        found = (self.read(dataset, rung, seeds[0]) for rung, seeds in self._seeds_by_rung(dataset).items())
         return [r for r in found if r is not None]
 
     def seed_results(self, dataset: str) -> dict[str, list[dict[str, Any]]]:
         """Every stored seed's result of every rung of ``dataset``, by rung, seeds ascending."""
         out = {}
-        for rung in self.rungs(dataset):
-            found = [self.read(dataset, rung, seed) for seed in self.seeds(dataset, rung)]
+        for rung, seeds in self._seeds_by_rung(dataset).items():
+            found = [self.read(dataset, rung, seed) for seed in seeds]
             out[rung] = [r for r in found if r is not None]
         return out
 
