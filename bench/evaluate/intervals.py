@@ -5,10 +5,10 @@ test-set size alone, so every rung of a dataset is resampled identically and the
 on the same rows is a *paired* bootstrap. A metric that registers sufficient statistics is evaluated on all
 resamples at once as ``reduce(W @ stats)``; others are recomputed on each resample.
 
-Hand-written rather than ``scipy.stats.bootstrap``: scipy resamples the data by indexing (``B x N x S`` values),
-measured 50-150x slower here than the counts-matrix product for 1,000 resamples of 872-7,600 examples (1.2 s vs
-0.02 s for 50 statistics on sst2), and it has no paired mode across separately stored predictions. The percentile
-interval is the one scipy calls ``method="percentile"``.
+Hand-written rather than ``scipy.stats.bootstrap``: scipy resamples the data by indexing (``B x N x S`` values);
+measured here for 1,000 resamples of 872 examples, 0.89 s against 0.02 s for 50 per-example statistics (about
+45x) and 18 ms against 8 ms for accuracy alone; and it has no paired mode across separately stored predictions.
+The percentile interval is the one scipy calls ``method="percentile"``.
 """
 
 from __future__ import annotations
