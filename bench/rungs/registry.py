@@ -210,7 +210,12 @@ def _load_rungs() -> None:
 def list_rungs(pattern: str = "*") -> list[str]:
     """Registered rung names matching a shell-style wildcard, in ladder order (a base before its wrappers)."""
     _load_rungs()
-    infos = sorted(_REGISTRY.values(), key=lambda i: i.order)
+
+    def position(info: RungInfo) -> tuple[int, int]:  # a wrapper declared before its base still sorts after it
+        bases = [position(_REGISTRY[b]) for b in info.bases if b in _REGISTRY]
+        return max([(info.order, 0), *((order, depth + 1) for order, depth in bases)])
+
+    infos = sorted(_REGISTRY.values(), key=lambda i: (*position(i), i.order))
     return [i.name for i in infos if fnmatch.fnmatchcase(i.name, pattern)]
 
 
