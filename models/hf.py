@@ -57,8 +57,9 @@ def load_encoder(name: str, trust_remote_code: bool = False) -> Any:
 
 
 def load_classifier(name: str, num_labels: int, multilabel: bool, trust_remote_code: bool = False) -> Any:
-    """``AutoModelForSequenceClassification`` with a fresh ``num_labels`` head (multi-label: BCE problem type).
-    transformers' load report (the new head's weights are "missing") is silenced: a fresh head is the point."""
+    """``AutoModelForSequenceClassification`` with a fresh ``num_labels`` head (multi-label: BCE problem type), also
+    over a checkpoint that already has a head of another size. transformers' load report (the new head's weights
+    are "missing" or "mismatched") is silenced: a fresh head is the point."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -69,6 +70,7 @@ def load_classifier(name: str, num_labels: int, multilabel: bool, trust_remote_c
         return AutoModelForSequenceClassification.from_pretrained(
             location,
             num_labels=num_labels,
+            ignore_mismatched_sizes=True,
             trust_remote_code=trust_remote_code,
             problem_type="multi_label_classification" if multilabel else "single_label_classification",
         )
