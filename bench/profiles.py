@@ -1,6 +1,6 @@
 """Profiles cap the work of a run: ``quick`` (smoke tests, CI), ``default`` (a 2-core CPU), ``full`` (a GPU).
 
-A profile caps data and measurement effort; what it means for one rung (fewer epochs, a smaller train subset) is
+A profile caps data and measurement effort; what it means for one rung (a smaller step budget or train subset) is
 declared with that rung's registration (``profiles=``), not here.
 """
 
@@ -59,7 +59,7 @@ PROFILES: dict[str, Profile] = {
         throughput_batch=64,
         throughput_repeats=3,
     ),
-    # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
+    # default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, at most 1,000 steps)
     "default": Profile("default", max_train=30000, max_validation=3000, max_test=None, seeds=(0, 1, 2)),
     "full": Profile(
         "full",

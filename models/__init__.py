@@ -18,13 +18,13 @@ register_rung(
     capabilities=TORCH,
     style=PlotStyle("#2ca02c"),
     description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; "
-    "early stopping on validation loss.",
+    "step budget from the data, early stopping on validation loss.",
+    # profiles cap the step budget (models.training.step_budget), never set an epoch count
     profiles={
-        "quick": {"max_epochs": 3, "min_steps": 0},
-        "default": {"max_epochs": 6, "max_train": 20000},
-        "full": {"max_epochs": 20},
+        "quick": {"min_steps": 0, "max_steps": 300},
+        "default": {"max_train": 20000, "max_steps": 3000},
     },
-    perf={"max_epochs": 1, "min_steps": 0},
+    perf={"max_steps": 50, "min_steps": 0},
 )
 
 register_rung(
@@ -40,7 +40,6 @@ register_rung(
     perf={"max_length": 64},
 )
 
-# default: what a 2-core CPU runs in minutes (fine-tuning: 20k examples, one epoch)
 register_rung(
     "finetuned",
     "models.finetune:FineTunedTransformer",
@@ -48,14 +47,16 @@ register_rung(
     capabilities=TORCH,
     style=TRANSFORMER,
     check=CHECK_MODEL,
-    description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end; option "
-    "finetuned.model=<hub id or path>.",
+    description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end: step budget from the "
+    "data, early stopping on validation macro-F1 (multi-label: loss); option finetuned.model=<hub id or path>.",
+    # profiles cap the step budget (models.training.step_budget); default: what a 2-core CPU runs in minutes
+    # (1,000 steps of 32 × 128 tokens take 25 min there)
     profiles={
-        "quick": {"max_train": 2000, "epochs": 1, "min_steps": 0, "max_length": 64},
-        "default": {"max_train": 20000, "epochs": 1, "max_length": 128},
-        "full": {"epochs": 3, "max_length": 128},
+        "quick": {"max_train": 2000, "min_steps": 0, "max_steps": 100, "max_length": 64},
+        "default": {"max_train": 20000, "max_steps": 1000},
+        "full": {"min_epochs": 3},
     },
-    perf={"max_train": 256, "epochs": 1, "min_steps": 0, "max_length": 64, "batch_size": 32},
+    perf={"max_train": 256, "min_steps": 0, "max_steps": 8, "max_length": 64, "batch_size": 32},
 )
 
 register_rung(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +14,9 @@ from torch import nn
 
 from bench.data import Input, Split
 from bench.data.splits import subsample
-from models.batching import Encoded, collate, iterate, length_grouped_batches
+from models.batching import Encoded, collate, length_grouped_batches
 from models.torch_base import TorchClassifier, read_meta, seed_torch, write_meta
+from models.training import Stopping, Trainer, eval_every, step_budget, validation_scores, warmup_linear
 
 PAD, UNK, SEP = 0, 1, 2
 WEIGHTS_FILE = "char_cnn.safetensors"
@@ -45,9 +44,9 @@ class CharCNNModule(nn.Module):
 
 
 class CharCNN(TorchClassifier):
-    """A character-level CNN trained from scratch with AdamW and early stopping on validation loss
-    (best weights restored); optional inverse-frequency class weights; pairs are joined by a separator id.
-    On a small training set the epoch cap rises until ``min_steps`` optimiser steps fit under it."""
+    """A character-level CNN trained from scratch with AdamW; optional inverse-frequency class weights; pairs are
+    joined by a separator id. The step budget, warm-up/decay and early stopping (on validation loss, every
+    ``eval_every`` steps, best weights restored) are :mod:`models.training`'s, as for the fine-tuned rung."""
 
     def __init__(
         self,
@@ -59,9 +58,16 @@ class CharCNN(TorchClassifier):
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         batch_size: int = 64,
-        max_epochs: int = 10,
+        min_epochs: float = 3.0,
+        max_epochs: float = 30.0,
+        steps_per_class: int = 100,
         min_steps: int = 1500,
-        patience: int = 2,
+        max_steps: int | None = None,
+        warmup_ratio: float = 0.02,
+        monitor: str = "loss",
+        eval_every: int | None = None,
+        patience: int = 3,
+        min_delta: float = 0.002,
         class_weights: bool = False,
         lowercase: bool = True,
         max_train: int | None = None,
@@ -77,9 +83,16 @@ class CharCNN(TorchClassifier):
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.min_epochs = min_epochs
         self.max_epochs = max_epochs
+        self.steps_per_class = steps_per_class
         self.min_steps = min_steps
+        self.max_steps = max_steps
+        self.warmup_ratio = warmup_ratio
+        self.monitor = monitor
+        self.eval_every = eval_every
         self.patience = patience
+        self.min_delta = min_delta
         self.class_weights = class_weights
         self.lowercase = lowercase
         self.max_train = max_train
@@ -120,17 +133,7 @@ class CharCNN(TorchClassifier):
         t = torch.as_tensor(y)
         return (t.float() if self.spec.multilabel else t).to(self.device)
 
-    def _val_loss(self, enc: Encoded, y: np.ndarray, loss_fn: nn.Module) -> float:
-        self.module_.eval()
-        total = 0.0
-        with torch.inference_mode():
-            for idx, batch in iterate(enc, self.eval_batch_size, PAD, self.device):
-                total += float(loss_fn(self.forward(batch), self._target(y[idx]))) * len(idx)
-        return total / len(y)
-
     def fit(self, train: Split, validation: Split) -> Self:
-        from tqdm.auto import tqdm
-
         self.spec = train.spec
         rng = np.random.default_rng(self.seed)
         seed_torch(self.seed)
@@ -146,37 +149,38 @@ class CharCNN(TorchClassifier):
         enc_train, enc_val = self.encode_inputs(train.inputs), self.encode_inputs(validation.inputs)
         loss_fn = self._loss_fn(train)
         opt = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        best, best_state, bad, history = float("inf"), None, 0, []
-        started = time.perf_counter()
-        steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
-        max_epochs = max(self.max_epochs, int(np.ceil(self.min_steps / steps_per_epoch)))
-        for _epoch in tqdm(range(max_epochs), desc="char_cnn: epochs", leave=False, disable=None):
-            self.module_.train()
-            for idx in length_grouped_batches(enc_train.lengths, self.batch_size, rng):
-                batch = collate(enc_train, idx, PAD, self.device)
-                loss = loss_fn(self.forward(batch), self._target(train.y[idx]))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            val_loss = self._val_loss(enc_val, validation.y, loss_fn)
-            history.append(val_loss)
-            if val_loss < best - 1e-4:
-                best, best_state, bad = val_loss, copy.deepcopy(self.module_.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
-        self.train_info_ = {
-            "epochs_run": len(history),
-            "best_epoch": int(np.argmin(history)) + 1,
-            "val_loss": history,
-            "train_examples": len(train),
-            "vocab": len(self.vocab_),
-            "train_seconds": time.perf_counter() - started,
-        }
+        budget = step_budget(
+            len(train),
+            self.spec.n_classes,
+            self.batch_size,
+            min_epochs=self.min_epochs,
+            max_epochs=self.max_epochs,
+            steps_per_class=self.steps_per_class,
+            min_steps=self.min_steps,
+            max_steps=self.max_steps,
+        )
+        stopping = Stopping(
+            Stopping.monitored(self.monitor, self.spec.multilabel),
+            eval_every(budget, self.eval_every),
+            self.patience,
+            self.min_delta,
+        )
+        schedule = warmup_linear(opt, int(self.warmup_ratio * budget.steps), budget.steps)
+
+        def step(idx: np.ndarray) -> float:
+            loss = loss_fn(self.forward(collate(enc_train, idx, PAD, self.device)), self._target(train.y[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            return loss.item()
+
+        info = Trainer(self.module_, budget, stopping, "char_cnn: training").run(
+            lambda: length_grouped_batches(enc_train.lengths, self.batch_size, rng),
+            step,
+            lambda: validation_scores(self.logits_of(enc_val), validation.y, self.spec.multilabel),
+        )
+        self.train_info_ = {**info, "train_examples": len(train), "vocab": len(self.vocab_)}
         return self
 
     def fit_info(self) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -15,6 +14,7 @@ from bench.data.splits import subsample
 from models.batching import Encoded, collate, encode, length_grouped_batches
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer
 from models.torch_base import TorchClassifier, autocast, read_meta, seed_torch, write_meta
+from models.training import Stopping, Trainer, eval_every, step_budget, validation_scores, warmup_linear
 
 
 def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
@@ -28,26 +28,43 @@ def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
 
 
 class FineTunedTransformer(TorchClassifier):
-    """A pretrained encoder with a fresh classification head, trained end to end with AdamW and a linear
-    warm-up/decay schedule; dynamic padding and length-grouped batches. ``max_train`` caps the training
-    examples (stratified); a small training set is seen for more than ``epochs`` until ``min_steps`` optimiser
-    steps are taken (one epoch of 1,400 examples is 45 steps: too few for a fresh head); ``precision`` bf16/fp16
-    autocasts on CUDA. The default lr (1e-4) suits small
-    encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5 (``--option finetuned.lr=3e-5``). The
-    head (parameters outside the encoder) learns at ``head_lr_scale`` × lr (default: 10 for multi-label, whose
-    sigmoid outputs get small gradients, else 1); a multi-label head starts at the label prior."""
+    """A pretrained encoder with a fresh classification head, trained end to end with AdamW; dynamic padding and
+    length-grouped batches; ``precision`` bf16/fp16 autocasts on CUDA.
+
+    **Budget** (:func:`models.training.step_budget`): at least ``min_epochs`` passes, ``steps_per_class`` steps
+    per class and ``min_steps`` steps, at most ``max_epochs`` passes and ``max_steps`` (the profile's cap);
+    ``max_train`` caps the training examples (stratified). Warm-up over ``warmup_ratio`` of the budget, then
+    linear decay. **Early stopping**: every ``eval_every`` steps (default: a tenth of the budget) the model is
+    scored on (at most ``max_eval`` examples of) validation — macro-F1 for single-label tasks, loss for
+    multi-label ones (``monitor``) — and training stops after ``patience`` scores without a gain above
+    ``min_delta``; the best checkpoint is restored, and ``fit_info`` says whether the score was still improving
+    when the budget ran out.
+
+    The default lr (1e-4) suits small encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5
+    (``--option finetuned.lr=3e-5``). The head (parameters outside the encoder) learns at ``head_lr_scale`` × lr;
+    by default 10 for multi-label (sigmoid outputs get small gradients) and n_classes / 4 clipped to [1, 10]
+    otherwise (each row of a fresh head learns mostly from its own class, a shrinking share of every batch). A
+    multi-label head starts at the label prior."""
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         max_length: int = 128,
-        epochs: float = 1.0,
+        min_epochs: float = 1.0,
+        max_epochs: float = 20.0,
+        steps_per_class: int = 40,
         min_steps: int = 500,
+        max_steps: int | None = None,
         batch_size: int = 32,
         lr: float = 1e-4,
         weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
+        warmup_ratio: float = 0.06,
         head_lr_scale: float | None = None,
+        monitor: str = "auto",
+        eval_every: int | None = None,
+        patience: int = 3,
+        min_delta: float = 0.002,
+        max_eval: int | None = 2000,
         max_train: int | None = None,
         eval_batch_size: int = 64,
         precision: str = "fp32",
@@ -57,13 +74,21 @@ class FineTunedTransformer(TorchClassifier):
     ) -> None:
         self.model = model
         self.max_length = max_length
-        self.epochs = epochs
+        self.min_epochs = min_epochs
+        self.max_epochs = max_epochs
+        self.steps_per_class = steps_per_class
         self.min_steps = min_steps
+        self.max_steps = max_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.head_lr_scale = head_lr_scale
+        self.monitor = monitor
+        self.eval_every = eval_every
+        self.patience = patience
+        self.min_delta = min_delta
+        self.max_eval = max_eval
         self.max_train = max_train
         self.eval_batch_size = eval_batch_size
         self.precision = precision
@@ -88,27 +113,13 @@ class FineTunedTransformer(TorchClassifier):
             return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y.float())
         return torch.nn.functional.cross_entropy(logits.float(), y)
 
-    def fit(self, train: Split, validation: Split) -> Self:
-        from tqdm.auto import tqdm
-        from transformers import get_linear_schedule_with_warmup
+    def head_lr(self) -> float:
+        """The head's learning rate (see the class docstring)."""
+        if self.head_lr_scale is not None:
+            return self.lr * self.head_lr_scale
+        return self.lr * (10.0 if self.spec.multilabel else float(np.clip(self.spec.n_classes / 4, 1.0, 10.0)))
 
-        self.spec = train.spec
-        rng = np.random.default_rng(self.seed)
-        seed_torch(self.seed)
-        train = subsample(train, self.max_train, self.seed)
-        self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)
-        self.module_ = load_classifier(
-            self.model, self.spec.n_classes, self.spec.multilabel, self.trust_remote_code
-        ).to(self.device)
-        enc = self.encode_inputs(train.inputs)
-        y = torch.as_tensor(train.y)
-        steps_per_epoch = int(np.ceil(len(train) / self.batch_size))
-        total = max(1, int(round(steps_per_epoch * self.epochs)), self.min_steps)
-        head_lr = self.lr * (
-            self.head_lr_scale if self.head_lr_scale is not None else (10.0 if self.spec.multilabel else 1.0)
-        )
-        if self.spec.multilabel:
-            start_at_prior(self.module_, train.y)
+    def _optimizer(self) -> torch.optim.Optimizer:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         prefix = f"{self.module_.base_model_prefix}."
         groups = [
@@ -119,49 +130,72 @@ class FineTunedTransformer(TorchClassifier):
                     if n.endswith(no_decay) == nd and n.startswith(prefix) != head
                 ],
                 "weight_decay": 0.0 if nd else self.weight_decay,
-                "lr": head_lr if head else self.lr,
+                "lr": self.head_lr() if head else self.lr,
             }
             for nd in (False, True)
             for head in (False, True)
         ]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
-        schedule = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
+
+    def fit(self, train: Split, validation: Split) -> Self:
+        self.spec = train.spec
+        rng = np.random.default_rng(self.seed)
+        seed_torch(self.seed)
+        train = subsample(train, self.max_train, self.seed)
+        monitored = subsample(validation, self.max_eval, self.seed)
+        self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)
+        self.module_ = load_classifier(
+            self.model, self.spec.n_classes, self.spec.multilabel, self.trust_remote_code
+        ).to(self.device)
+        enc, enc_val = self.encode_inputs(train.inputs), self.encode_inputs(monitored.inputs)
+        y = torch.as_tensor(train.y)
+        budget = step_budget(
+            len(train),
+            self.spec.n_classes,
+            self.batch_size,
+            min_epochs=self.min_epochs,
+            max_epochs=self.max_epochs,
+            steps_per_class=self.steps_per_class,
+            min_steps=self.min_steps,
+            max_steps=self.max_steps,
+        )
+        stopping = Stopping(
+            Stopping.monitored(self.monitor, self.spec.multilabel),
+            eval_every(budget, self.eval_every),
+            self.patience,
+            self.min_delta,
+        )
+        if self.spec.multilabel:
+            start_at_prior(self.module_, train.y)
+        optimizer = self._optimizer()
+        schedule = warmup_linear(optimizer, int(self.warmup_ratio * budget.steps), budget.steps)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.startswith("cuda") and self.precision == "fp16")
-        self.module_.train()
-        losses: list[float] = []
-        step, started = 0, time.perf_counter()
-        with tqdm(total=total, desc="finetuned: training", unit="step", leave=False, disable=None) as bar:
-            while step < total:
-                for idx in length_grouped_batches(enc.lengths, self.batch_size, rng):
-                    batch = collate(enc, idx, self.pad_id, self.device)
-                    loss = self._loss(self.forward(batch), y[idx].to(self.device))
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.module_.parameters(), 1.0)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    schedule.step()
-                    losses.append(loss.item())
-                    step += 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-                    if step >= total:
-                        break
-        self.module_.eval()
+
+        def step(idx: np.ndarray) -> float:
+            batch = collate(enc, idx, self.pad_id, self.device)
+            loss = self._loss(self.forward(batch), y[idx].to(self.device))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(self.module_.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            return loss.item()
+
+        trainer = Trainer(self.module_, budget, stopping, "finetuned: training")
+        info = trainer.run(
+            lambda: length_grouped_batches(enc.lengths, self.batch_size, rng),
+            step,
+            lambda: validation_scores(self.logits_of(enc_val), monitored.y, self.spec.multilabel),
+        )
         self.train_info_ = {
-            "steps": step,
+            **info,
             "train_examples": len(train),
-            "epochs": round(step / steps_per_epoch, 2),
-            "train_seconds": time.perf_counter() - started,
-            "final_train_loss": float(np.mean(losses[-50:])),
+            "validation_examples": len(monitored),
+            "head_lr": self.head_lr(),
             "truncated_train_inputs": enc.truncated,
         }
-        probs = self.predict_proba(validation.inputs)
-        if self.spec.multilabel:
-            self.train_info_["val_micro_accuracy"] = float(((probs >= 0.5) == validation.y).mean())
-        else:
-            self.train_info_["val_accuracy"] = float((probs.argmax(1) == validation.y).mean())
         return self
 
     def fit_info(self) -> dict[str, Any]:

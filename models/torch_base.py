@@ -89,8 +89,11 @@ class TorchClassifier(Rung):
         return iterate(enc, self.eval_batch_size, self.pad_id, self.device, stats)
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        enc = self.encode_inputs(inputs)
-        out = np.empty((len(inputs), self.spec.n_classes), dtype=np.float32)
+        return self.logits_of(self.encode_inputs(inputs))
+
+    def logits_of(self, enc: Encoded) -> np.ndarray:
+        """Logits ``[N, C]`` of already encoded inputs (the module is put in eval mode)."""
+        out = np.empty((len(enc.ids), self.spec.n_classes), dtype=np.float32)
         self.module_.eval()
         with torch.inference_mode():
             for idx, batch in self.batches(enc):

@@ -24,7 +24,7 @@ from models.mask_pool import MAX_SLICE, MaskPool
 from models.mc_dropout import MCDropoutClassifier, stochastic_copy
 from models.temperature import TemperatureScaled, fit_temperature
 
-FAST_FT = {"epochs": 20, "lr": 1e-3, "batch_size": 8, "min_steps": 0}
+FAST_FT = {"min_epochs": 20, "steps_per_class": 0, "min_steps": 0, "patience": 100, "lr": 1e-3, "batch_size": 8}
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +62,15 @@ def test_finetuned_learns_is_deterministic_and_round_trips(finetuned, sentiment,
 
 
 def test_same_seed_same_model(tiny_bert, sentiment):
-    a = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(
-        sentiment.train, sentiment.validation
-    )
-    b = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3).fit(
-        sentiment.train, sentiment.validation
-    )
-    c = FineTunedTransformer(model=tiny_bert, epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=4).fit(
-        sentiment.train, sentiment.validation
-    )
+    a = FineTunedTransformer(
+        model=tiny_bert, min_epochs=2, max_epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3
+    ).fit(sentiment.train, sentiment.validation)
+    b = FineTunedTransformer(
+        model=tiny_bert, min_epochs=2, max_epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=3
+    ).fit(sentiment.train, sentiment.validation)
+    c = FineTunedTransformer(
+        model=tiny_bert, min_epochs=2, max_epochs=2, min_steps=0, lr=1e-3, batch_size=8, seed=4
+    ).fit(sentiment.train, sentiment.validation)
     pa, pb, pc = (r.predict_proba(sentiment.test.inputs) for r in (a, b, c))
     assert np.array_equal(pa, pb) and not np.array_equal(pa, pc)
 
@@ -268,9 +268,9 @@ def test_temperature_composes_over_classical_and_mc(finetuned, sentiment):
 @pytest.mark.parametrize("name", ["toy_sentiment", "toy_pairs", "toy_tags"])
 def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
     ds = load_dataset(name, data_dir=toy_data)
-    rung = CharCNN(min_steps=0, max_epochs=15, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16).fit(
-        ds.train, ds.validation
-    )
+    rung = CharCNN(
+        min_steps=0, min_epochs=15, steps_per_class=0, patience=15, filters=32, embed_dim=16, lr=5e-3, batch_size=16
+    ).fit(ds.train, ds.validation)
     probs = rung.predict_proba(ds.test.inputs)
     if ds.spec.multilabel:
         assert ((probs >= 0.5) == ds.test.y).mean() > 0.8
@@ -278,12 +278,13 @@ def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
         assert (probs.argmax(1) == ds.test.y).mean() > 0.7
     save_rung(rung, tmp_path / "c")
     assert np.allclose(load_rung(tmp_path / "c").predict_proba(ds.test.inputs), probs, atol=1e-6)
-    assert rung.fit_info()["best_epoch"] >= 1
+    info = rung.fit_info()
+    assert info["best_step"] >= 1 and info["steps"] == 15 * int(np.ceil(len(ds.train) / 16)) and info["curve"]
 
 
 def test_char_cnn_class_weights_and_truncation(toy_data):
     ds = load_dataset("toy_tags", data_dir=toy_data)
-    rung = CharCNN(min_steps=0, max_epochs=1, class_weights=True, max_chars=20).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_steps=5, class_weights=True, max_chars=20).fit(ds.train, ds.validation)
     assert rung.efficiency_report(ds.test.inputs)["truncated_inputs"] == len(ds.test)
 
 

@@ -146,7 +146,7 @@ def test_transformer_pair_encoding_keeps_both_segments_when_truncating(tiny_bert
 
 def test_char_cnn_joins_pairs_with_a_separator(toy_data):
     ds = load_dataset("toy_pairs", data_dir=toy_data)
-    rung = CharCNN(min_steps=0, max_epochs=1).fit(ds.train, ds.validation)
+    rung = CharCNN(min_steps=0, max_steps=5).fit(ds.train, ds.validation)
     ids = rung.encode_inputs([("ab", "ba")]).ids[0]
     assert len(ids) == 5 and ids[2] == SEP and ids[:2] == ids[3:][::-1]
 
