@@ -156,3 +156,21 @@ def steps(comparison: Comparison, ladder: Sequence[str], keys: Sequence[str]) ->
             row[key] = {**diff, "verdict": verdict(diff, metric.direction if metric else None)}
         rows.append(row)
     return rows
+
+
+def worse_than_below(
+    comparison: Comparison, ladder: Sequence[str], families: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Sanity checks: every rung that wraps nothing and is significantly worse on the sort key than a rung that
+    wraps nothing below it in the ladder (``families``: rung → family; ``same_family`` flags a simpler rung on the
+    same backbone, e.g. a fine-tuned transformer below its frozen features). One row per such pair."""
+    present = [r for r in ladder if r in comparison.entries and not comparison.entries[r].bases]
+    metric = comparison.metric_of(comparison.sort_key)
+    rows = []
+    for i, rung in enumerate(present):
+        for below in present[:i]:
+            diff = comparison.difference(rung, below, comparison.sort_key)
+            if verdict(diff, metric.direction if metric else None) == "worse":
+                same = families.get(rung) is not None and families.get(rung) == families.get(below)
+                rows.append({"rung": rung, "versus": below, "same_family": same, **diff})
+    return rows

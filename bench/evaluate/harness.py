@@ -25,7 +25,7 @@ from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
-from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung
+from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung, under_trained
 from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung
 from bench.rungs.wrapper import Wrapper
 from bench.store.results import ARTIFACT_DIR, ResultStore
@@ -338,6 +338,13 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         }
         wrapper = {"own_fit_seconds": own_fit_seconds, "reused_fit_seconds": reused_fit_seconds} if info.bases else {}
         result["fit_info"] = {**rung.fit_info(), **wrapper}
+        if under_trained(result["fit_info"]) and not info.bases:
+            log.warning(
+                "%s/%s: under-trained: its validation score was still improving when its step budget ran out "
+                "(raise the rung's max_steps, or use --profile full)",
+                dataset.name,
+                rung_name,
+            )
     except NotApplicable as exc:
         result.update(status="not_applicable", reason=str(exc))
         probs = None

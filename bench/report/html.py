@@ -24,7 +24,7 @@ from bench.evaluate.calibration import binary_top_label, top_label
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
-from bench.report.leaderboard import STEPS_NOTE, Leaderboard, build, formatted, save
+from bench.report.leaderboard import CHECKS_TITLE, STEPS_NOTE, Leaderboard, build, formatted, save
 from bench.rungs.registry import colour_for, get_rung, list_rungs
 from bench.store.results import ResultStore
 
@@ -454,6 +454,13 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
         + _esc(stored.board.notes.strip()).replace("\n\n", '</p><p class="note">')
         + "</p>"
         + _status_note(stored)
+        + (
+            f'<h3 id="checks">{CHECKS_TITLE}</h3><ul class="checks">'
+            + "".join(f"<li>{_esc(line)}</li>" for line in stored.board.checks)
+            + "</ul>"
+            if stored.board.checks
+            else ""
+        )
     )
     if not stored.board.steps.empty:
         sections.append(

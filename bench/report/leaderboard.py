@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.evaluate.compare import SORT_KEY, Comparison, Entry, steps
+from bench.evaluate.compare import SORT_KEY, Comparison, Entry, steps, worse_than_below
 from bench.evaluate.metrics import list_metrics, lookup
 from bench.evaluate.rescore import stored_predictions
+from bench.rungs.protocol import under_trained
 from bench.rungs.registry import list_rungs
 from bench.store.results import ResultStore, seed_of
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 EFFICIENCY_MARGIN = 0.10  # an efficiency figure is marked best when 10% better than the runner-up (run-to-run noise)
 DELTA = "Δ macro-F1 vs top"
 STEP_KEYS = ("accuracy", "f1_macro", "ece", "nll")
+CHECKS_TITLE = "Sanity checks"
 MD_FILE, CSV_FILE, STEPS_FILE = "leaderboard.md", "leaderboard.csv", "steps.csv"
 STEPS_NOTE = (
     "Each wrapper against its base, each learned rung against the learned rung below it in the ladder: paired "
@@ -133,6 +135,29 @@ def comparison_for(
 SEED_KEYS = (("macro-F1", "f1_macro"), ("ECE", "ece"))
 
 
+def same_recipe_seeds(seeds: dict[str, list[dict[str, Any]]]) -> dict[str, set[int]]:
+    """Each rung's seeds that ran its lowest seed's configuration (but for the seed) — and, for a wrapper, whose
+    bases did too: a seed left from an older recipe is not averaged with the current one."""
+
+    def recipe(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in (r.get("config") or {}).items() if k not in ("seed", "bases")}
+
+    out: dict[str, set[int]] = {}
+
+    def kept(rung: str) -> set[int]:
+        if rung not in out:
+            runs = seeds.get(rung) or []
+            good = {seed_of(x) for x in runs if recipe(x) == recipe(runs[0])} if runs else set()
+            for base in (runs[0].get("bases") or []) if runs else []:
+                good &= kept(base) if base in seeds else good
+            out[rung] = good
+        return out[rung]
+
+    for rung in seeds:
+        kept(rung)
+    return out
+
+
 def timed_on(result: dict[str, Any]) -> str:
     """The machine a result's latency was measured on (older results: their environment's CPU)."""
     key = (result.get("machine") or {}).get("key")
@@ -152,6 +177,7 @@ def leaderboard_frame(
     rung, the tier and identical decisions too; with ``seeds`` (every seed's result by rung), the mean and standard
     deviation of macro-F1 and ECE over seeds. ``frame.attrs["best"]`` holds, per column, the rows marked best."""
     columns = columns_for(results)
+    recipes = same_recipe_seeds(seeds or {})
     rows = []
     for r in results:
         row: dict[str, Any] = {"rung": r["rung"], "status": r.get("status", "?")}
@@ -173,7 +199,11 @@ def leaderboard_frame(
                     "same decisions as": comparison.same_as.get(r["rung"], ""),
                 }
             )
-        runs = [x for x in (seeds or {}).get(r["rung"], []) if x.get("status") == "ok"]
+        runs = [
+            x
+            for x in (seeds or {}).get(r["rung"], [])
+            if x.get("status") == "ok" and seed_of(x) in recipes.get(r["rung"], ())
+        ]
         for header, key in SEED_KEYS:
             values = [float(v) for x in runs if (v := lookup(x.get("metrics"), key)) is not None]
             row[f"{header} seeds mean"] = float(np.mean(values)) if values else None
@@ -181,7 +211,8 @@ def leaderboard_frame(
         row["seeds"] = len(runs) or None
         row["timed on"] = timed_on(r) if r.get("status") == "ok" else None
         row["timed while busy"] = bool((r.get("timing") or {}).get("contended"))
-        row["note"] = r.get("reason") or r.get("error") or ""
+        row["under-trained"] = r.get("status") == "ok" and under_trained(r.get("fit_info"))
+        row["note"] = r.get("reason") or r.get("error") or ("under-trained" if row["under-trained"] else "")
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["_done"] = frame["status"] == "ok"
@@ -367,7 +398,9 @@ def footnotes(
     text = (
         f"\nTest split: {results[0].get('data', {}).get('test', '?')} examples. "
         f"Profile: {', '.join(sorted(map(str, profiles)))}; device: {', '.join(sorted(map(str, devices)))}; "
-        f"fitted on: {', '.join(sorted(map(str, envs)))}. Sorted by macro-F1 (of each rung's first seed).\n\n"
+        f"fitted on: {', '.join(sorted(map(str, envs)))}. Sorted by macro-F1 (of each rung's first seed); "
+        "'over seeds': mean ± sd (number of seeds) over the stored seeds that ran the first seed's configuration."
+        "\n\n"
         f"Intervals: 95% bootstrap over test examples ({boot.get('resamples', '?')} resamples; percentiles shifted "
         "by the bootstrap's bias), the same resamples for every rung, so differences are paired. "
         f"{DELTA}: the rung minus the top rung, with its paired interval; tier 1 holds the rungs whose difference from "
@@ -392,6 +425,35 @@ def footnotes(
     return text
 
 
+def sanity_checks(results: Sequence[dict[str, Any]], comparison: Comparison | None) -> list[str]:
+    """Sentences the leaderboard must not leave to a reader's eye: each rung whose fit was still improving when its
+    budget ran out, and each rung significantly worse (macro-F1, paired bootstrap) than a simpler rung below it
+    in the ladder — most telling on the same backbone (a fine-tuned transformer below its own frozen features)."""
+    out = []
+    for r in results:
+        if r.get("status") == "ok" and not r.get("bases") and under_trained(r.get("fit_info")):
+            info = r["fit_info"]
+            out.append(
+                f"{r['rung']} is under-trained: its validation {info.get('monitor', 'score')} was still improving "
+                f"when its budget of {info.get('budget_steps', '?')} steps ({info.get('epochs', '?')} epochs) ran out; "
+                "its row understates it — raise its max_steps (--option) or use --profile full."
+            )
+    if comparison is not None:
+        families = {r["rung"]: r.get("family") for r in results}
+        for row in worse_than_below(comparison, list_rungs(), families):
+            kind = (
+                f"a simpler rung of the same family ({families[row['rung']]})"
+                if row["same_family"]
+                else ("a rung below it in the ladder")
+            )
+            hint = " — check its fit (under-trained? diverged?)" if row["same_family"] else ""
+            out.append(
+                f"{row['rung']} is significantly worse than {row['versus']}, {kind}: Δ macro-F1 "
+                f"{_interval(row['delta'], row['low'], row['high'], 4, signed=True)}{hint}."
+            )
+    return out
+
+
 @dataclass
 class Leaderboard:
     """One dataset's leaderboard, built once from its stored results and read by both the Markdown/CSV files
@@ -404,6 +466,7 @@ class Leaderboard:
     frame: pd.DataFrame
     steps: pd.DataFrame
     notes: str
+    checks: list[str]
 
 
 def build(store: ResultStore, dataset: str) -> Leaderboard | None:
@@ -416,12 +479,17 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     comparison = comparison_for(results, predictions)
     frame = leaderboard_frame(results, comparison, seeds)
     steps = with_ratios(steps_frame(comparison), results)
-    return Leaderboard(dataset, results, predictions, comparison, frame, steps, footnotes(results, comparison, frame))
+    notes = footnotes(results, comparison, frame)
+    return Leaderboard(
+        dataset, results, predictions, comparison, frame, steps, notes, sanity_checks(results, comparison)
+    )
 
 
 def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv`` (and ``steps.csv``) into ``folder``."""
     md = to_markdown(board.frame, f"{board.dataset} leaderboard") + board.notes
+    if board.checks:
+        md += f"\n## {CHECKS_TITLE}\n\n" + "".join(f"- {line}\n" for line in board.checks)
     if not board.steps.empty:
         md += (
             f"\n## What each step buys\n\n{STEPS_NOTE}\n\n"

@@ -52,7 +52,8 @@ class Rung(ABC):
         return 0
 
     def fit_info(self) -> dict[str, Any]:
-        """What fitting chose (e.g. the regularisation picked on validation), stored in result.json."""
+        """What fitting chose (e.g. the regularisation picked on validation), stored in result.json. An iterative
+        fit records ``converged`` (False: its validation score was still improving when its budget ran out)."""
         return {}
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
@@ -129,3 +130,10 @@ def check_probabilities(probs: np.ndarray, n: int, spec: TaskSpec) -> np.ndarray
             raise ValueError("predict_proba rows do not sum to one")
         probs = probs / probs.sum(axis=1, keepdims=True)  # float32 rounding → exact float64 distributions
     return probs
+
+
+def under_trained(fit_info: dict[str, Any] | None) -> bool:
+    """Whether a stored ``fit_info`` — or that of a base it wraps, at any depth — says the fit had not converged."""
+    info = fit_info or {}
+    nested = [info.get("base"), *(info.get("bases") or [])]
+    return info.get("converged") is False or any(under_trained(b) for b in nested if isinstance(b, dict))
