@@ -16,7 +16,7 @@ from bench.data import Input, Split
 from bench.data.splits import subsample
 from models.batching import Encoded, collate, length_grouped_batches
 from models.torch_base import TorchClassifier, read_meta, seed_torch, write_meta
-from models.training import Stopping, Trainer, eval_every, step_budget, validation_scores, warmup_linear
+from models.training import Trainer, plan, validation_scores, warmup_linear
 
 PAD, UNK, SEP = 0, 1, 2
 WEIGHTS_FILE = "char_cnn.safetensors"
@@ -149,22 +149,7 @@ class CharCNN(TorchClassifier):
         enc_train, enc_val = self.encode_inputs(train.inputs), self.encode_inputs(validation.inputs)
         loss_fn = self._loss_fn(train)
         opt = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        budget = step_budget(
-            len(train),
-            self.spec.n_classes,
-            self.batch_size,
-            min_epochs=self.min_epochs,
-            max_epochs=self.max_epochs,
-            steps_per_class=self.steps_per_class,
-            min_steps=self.min_steps,
-            max_steps=self.max_steps,
-        )
-        stopping = Stopping(
-            Stopping.monitored(self.monitor, self.spec.multilabel),
-            eval_every(budget, self.eval_every),
-            self.patience,
-            self.min_delta,
-        )
+        budget, stopping = plan(self, len(train))
         schedule = warmup_linear(opt, int(self.warmup_ratio * budget.steps), budget.steps)
 
         def step(idx: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from bench.data.splits import subsample
 from models.batching import Encoded, collate, encode, length_grouped_batches
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer
 from models.torch_base import TorchClassifier, autocast, read_meta, seed_torch, write_meta
-from models.training import Stopping, Trainer, eval_every, step_budget, validation_scores, warmup_linear
+from models.training import Trainer, plan, validation_scores, warmup_linear
 
 
 def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
@@ -149,22 +149,7 @@ class FineTunedTransformer(TorchClassifier):
         ).to(self.device)
         enc, enc_val = self.encode_inputs(train.inputs), self.encode_inputs(monitored.inputs)
         y = torch.as_tensor(train.y)
-        budget = step_budget(
-            len(train),
-            self.spec.n_classes,
-            self.batch_size,
-            min_epochs=self.min_epochs,
-            max_epochs=self.max_epochs,
-            steps_per_class=self.steps_per_class,
-            min_steps=self.min_steps,
-            max_steps=self.max_steps,
-        )
-        stopping = Stopping(
-            Stopping.monitored(self.monitor, self.spec.multilabel),
-            eval_every(budget, self.eval_every),
-            self.patience,
-            self.min_delta,
-        )
+        budget, stopping = plan(self, len(train))
         if self.spec.multilabel:
             start_at_prior(self.module_, train.y)
         optimizer = self._optimizer()

@@ -221,6 +221,20 @@ def _forever(epoch_batches: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
         yield from epoch_batches()
 
 
-def eval_every(budget: Budget, every: int | None) -> int:
-    """``every`` or, when None, a tenth of the budget."""
-    return every if every else max(1, math.ceil(budget.steps / EVALUATIONS))
+def plan(rung: Any, n_train: int) -> tuple[Budget, Stopping]:
+    """The budget and stopping rule of a fitting ``rung`` with ``n_train`` examples, from its parameters
+    (``min_epochs``, ``max_epochs``, ``steps_per_class``, ``min_steps``, ``max_steps``, ``batch_size``,
+    ``monitor``, ``eval_every`` — default: a tenth of the budget —, ``patience``, ``min_delta``) and its ``spec``."""
+    budget = step_budget(
+        n_train,
+        rung.spec.n_classes,
+        rung.batch_size,
+        min_epochs=rung.min_epochs,
+        max_epochs=rung.max_epochs,
+        steps_per_class=rung.steps_per_class,
+        min_steps=rung.min_steps,
+        max_steps=rung.max_steps,
+    )
+    every = rung.eval_every or max(1, math.ceil(budget.steps / EVALUATIONS))
+    monitor = Stopping.monitored(rung.monitor, rung.spec.multilabel)
+    return budget, Stopping(monitor, every, rung.patience, rung.min_delta)
