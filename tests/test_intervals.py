@@ -206,6 +206,10 @@ def test_a_busy_machine_marks_the_latency(toy_data, tmp_path, monkeypatch):
     assert result["timing"]["contended"]
     md = (tmp_path / ds.name / "leaderboard.md").read_text()
     assert re.search(r"\| \d+\.\d+ \*\s+\|", md) and "busy" in md
+    # the next run re-times it (the fit and the scores are kept), here on the same machine
+    [again] = run([ds], ["majority"], QUICK, tmp_path)
+    assert again["created_at"] == result["created_at"] and again["metrics"]["f1_macro"] == result["metrics"]["f1_macro"]
+    assert again["retimed_from"] == result["machine"]["key"] and again["timing"] != result["timing"]
 
 
 def test_intervals_are_seeded_and_paired():

@@ -252,7 +252,8 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         assert stored is not None
         here = timing_machine(thread_count(), settings.device)["key"]
         timed_on = (stored.get("machine") or {}).get("key")
-        if stored.get("status") != "ok" or timed_on == here:
+        busy = bool((stored.get("timing") or {}).get("contended"))
+        if stored.get("status") != "ok" or (timed_on == here and not busy):
             log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
             return stored
         if not (store.rung_dir(dataset.name, rung_name, settings.seed) / ARTIFACT_DIR).is_dir():
@@ -264,7 +265,8 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
                 timed_on or (stored.get("environment") or {}).get("cpu"),
             )
             return stored
-        log.info("%s/%s: quality reused, timed again on this machine (was: %s)", dataset.name, rung_name, timed_on)
+        why = "timed while this machine was busy" if timed_on == here else f"was timed on {timed_on}"
+        log.info("%s/%s: quality reused, timed again on this machine (%s)", dataset.name, rung_name, why)
         return retime(stored, dataset, settings, store)
     result: dict[str, Any] = {
         "dataset": dataset.name,
