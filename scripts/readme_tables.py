@@ -1,5 +1,6 @@
-"""Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks) and step tables
-(``<!-- DATASET-steps: ... -->``) from results/.
+"""Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks), step tables
+(``<!-- DATASET-steps: ... -->``) and rung-against-rung tables over every dataset (``<!-- versus A B: ... -->``)
+from results/.
 
 Usage: ``python scripts/readme_tables.py`` from the repository root; tests/test_readme.py checks the tables.
 """
@@ -17,6 +18,7 @@ from bench.store.results import ResultStore
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
 STEPS = re.compile(r"(<!-- (\w+)-steps:[^\n]*-->\n)(?:\|[^\n]*\n)*")
+VERSUS = re.compile(r"(<!-- versus ([\w+]+) ([\w+]+):[^\n]*-->\n)(?:\|[^\n]*\n)*")
 
 
 def cells(dataset: str) -> pd.DataFrame:
@@ -39,6 +41,30 @@ def steps(dataset: str) -> str:
     return build(ResultStore(ROOT / "results"), dataset).steps.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def versus(rung: str, other: str) -> str:
+    """``rung`` against ``other`` on every stored dataset where both ran: their macro-F1, the paired difference
+    with its interval, and how ``rung``'s fit ended (steps of its budget, epochs, why it stopped, converged)."""
+    store = ResultStore(ROOT / "results")
+    lines = [
+        f"| dataset | {other} | {rung} | Δ macro-F1 [95% CI] | steps / budget (rule) | epochs | stopped | converged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in store.datasets():
+        board = build(store, dataset)
+        found = {r["rung"]: r for r in board.results if r.get("status") == "ok"}
+        if board.comparison is None or rung not in found or other not in found:
+            continue
+        d = board.comparison.difference(rung, other, "f1_macro")
+        info = found[rung].get("fit_info") or {}
+        lines.append(
+            f"| {dataset} | {found[other]['metrics']['f1_macro']:.4f} | {found[rung]['metrics']['f1_macro']:.4f} | "
+            f"{d['delta']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}] | {info.get('steps')} / "
+            f"{info.get('budget_steps')} ({info.get('budget_rule')}) | {info.get('epochs')} | {info.get('stopped')} | "
+            f"{'yes' if info.get('converged') else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
@@ -49,6 +75,7 @@ def main() -> None:
 
     text = MARKER.sub(rewrite, text)
     text = STEPS.sub(lambda m: m.group(1) + steps(m.group(2)), text)
+    text = VERSUS.sub(lambda m: m.group(1) + versus(m.group(2), m.group(3)), text)
     readme.write_text(text, encoding="utf-8")
 
 

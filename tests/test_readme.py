@@ -45,6 +45,18 @@ def test_step_tables_match_committed_results():
         assert "finetuned+ts vs finetuned" in block
 
 
+def test_versus_tables_match_committed_results():
+    """The fine-tuned rung against frozen features of the same backbone on every dataset (issue 20's table)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import versus
+
+    blocks = re.findall(r"<!-- versus ([\w+]+) ([\w+]+):[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    assert ("finetuned", "features_lr") in {(a, b) for a, b, _ in blocks}
+    for rung, other, block in blocks:
+        assert block == versus(rung, other), (rung, other)
+        assert block.count("\n") >= 2 + 6  # header, rule and one row per dataset
+
+
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     code = README.split("## Adding a rung")[1].split("```python")[1].split("```")[0]
     registry.list_rungs()
