@@ -16,7 +16,7 @@ from bench.data import Input, Split
 from bench.data.splits import subsample
 from models.batching import Encoded, collate, length_grouped_batches
 from models.torch_base import TorchClassifier, read_meta, seed_torch, write_meta
-from models.training import Trainer, plan, validation_scores, warmup_linear
+from models.training import Trainer, plan, validation_outputs, warmup_linear
 
 PAD, UNK, SEP = 0, 1, 2
 WEIGHTS_FILE = "char_cnn.safetensors"
@@ -163,7 +163,7 @@ class CharCNN(TorchClassifier):
         info = Trainer(self.module_, budget, stopping, "char_cnn: training").run(
             lambda: length_grouped_batches(enc_train.lengths, self.batch_size, rng),
             step,
-            lambda: validation_scores(self.logits_of(enc_val), validation.y, self.spec.multilabel),
+            lambda: validation_outputs(self.logits_of(enc_val), validation.y, self.spec.multilabel),
         )
         self.train_info_ = {**info, "train_examples": len(train), "vocab": len(self.vocab_)}
         return self

@@ -14,7 +14,7 @@ from bench.data.splits import subsample
 from models.batching import Encoded, collate, encode, length_grouped_batches
 from models.hf import DEFAULT_MODEL, load_classifier, load_tokenizer
 from models.torch_base import TorchClassifier, autocast, read_meta, seed_torch, write_meta
-from models.training import Trainer, plan, validation_scores, warmup_linear
+from models.training import Trainer, plan, validation_outputs, warmup_linear
 
 
 def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
@@ -52,7 +52,7 @@ class FineTunedTransformer(TorchClassifier):
         max_length: int = 128,
         min_epochs: float = 1.0,
         max_epochs: float = 20.0,
-        steps_per_class: int = 40,
+        steps_per_class: int = 50,
         min_steps: int = 500,
         max_steps: int | None = None,
         batch_size: int = 32,
@@ -172,7 +172,7 @@ class FineTunedTransformer(TorchClassifier):
         info = trainer.run(
             lambda: length_grouped_batches(enc.lengths, self.batch_size, rng),
             step,
-            lambda: validation_scores(self.logits_of(enc_val), monitored.y, self.spec.multilabel),
+            lambda: validation_outputs(self.logits_of(enc_val), monitored.y, self.spec.multilabel),
         )
         self.train_info_ = {
             **info,

@@ -80,20 +80,54 @@ def warmup_linear(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def validation_scores(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
-    """Validation loss (cross-entropy, or mean binary cross-entropy for multi-label) and F1 (macro over classes;
-    multi-label: micro at p ≥ 0.5) of ``logits``."""
-    from sklearn.metrics import f1_score
+@dataclass(frozen=True)
+class Outputs:
+    """One validation pass: each example's loss and decision (a class, or a row of label decisions) and label."""
 
+    losses: np.ndarray
+    decisions: np.ndarray
+    y: np.ndarray
+    n_classes: int
+
+    def score(self, monitor: str, rows: np.ndarray | None = None) -> float:
+        """``loss`` (mean), ``macro_f1`` (over every class, 0 for a class never true nor predicted) or
+        ``micro_f1`` (multi-label) on ``rows`` (default: all; repeats allowed, for the bootstrap)."""
+        rows = np.arange(len(self.y)) if rows is None else rows
+        if monitor == "loss":
+            return float(self.losses[rows].mean())
+        y, d = self.y[rows], self.decisions[rows]
+        if monitor == "micro_f1":
+            tp, wrong = int((d & (y == 1)).sum()), int((d != (y == 1)).sum())
+            return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
+        c = self.n_classes
+        tp = np.bincount(y[y == d], minlength=c)
+        denominator = np.bincount(y, minlength=c) + np.bincount(d, minlength=c)
+        return float(np.mean(np.divide(2 * tp, denominator, out=np.zeros(c), where=denominator > 0)))
+
+
+def validation_outputs(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> Outputs:
+    """Per-example cross-entropy (multi-label: mean binary cross-entropy over labels) and decisions (argmax;
+    multi-label: p ≥ 0.5) of ``logits``."""
     z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
     if multilabel:
         t = torch.as_tensor(np.asarray(y, dtype=np.float64))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, t)
-        f1 = f1_score(y, (logits >= 0).astype(int), average="micro", zero_division=0)
-        return {"loss": float(loss), "micro_f1": float(f1)}
-    loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(y))
-    f1 = f1_score(y, logits.argmax(1), average="macro", labels=range(logits.shape[1]), zero_division=0)
-    return {"loss": float(loss), "macro_f1": float(f1)}
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none").mean(1)
+        return Outputs(losses.numpy(), np.asarray(logits) >= 0, np.asarray(y), logits.shape[1])
+    losses = torch.nn.functional.cross_entropy(z, torch.as_tensor(y), reduction="none")
+    return Outputs(losses.numpy(), np.asarray(logits).argmax(1), np.asarray(y), logits.shape[1])
+
+
+def paired_gain(a: Outputs, b: Outputs, monitor: str, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """How much better validation ``a`` scores than ``b`` on ``monitor`` (a loss: lower is better), with a 95%
+    percentile interval from a paired bootstrap over the validation examples."""
+    sign = -1.0 if monitor == "loss" else 1.0
+    rng = np.random.default_rng(seed)
+    n = len(a.y)
+    draws = np.array(
+        [a.score(monitor, rows) - b.score(monitor, rows) for rows in rng.integers(0, n, size=(resamples, n))]
+    )
+    low, high = np.percentile(sign * draws, [2.5, 97.5])
+    return {"delta": sign * (a.score(monitor) - b.score(monitor)), "low": float(low), "high": float(high)}
 
 
 @dataclass(frozen=True)
@@ -132,13 +166,14 @@ class Trainer:
         self.stopping = stopping
         self.desc = desc
         self.curve: list[dict[str, float]] = []
+        self.outputs: list[Outputs] = []
         self.info: dict[str, Any] = {}
 
     def run(
         self,
         epoch_batches: Callable[[], Iterable[Batch]],
         step: Callable[[Batch], float],
-        validate: Callable[[], dict[str, float]],
+        validate: Callable[[], Outputs],
     ) -> dict[str, Any]:
         """Train; return :attr:`info` (steps, epochs, the validation curve, the best step, why it stopped,
         whether the monitored metric was still improving at the end, ``converged``)."""
@@ -159,7 +194,10 @@ class Trainer:
                     continue
                 self.module.eval()
                 with torch.inference_mode():
-                    scores = validate()
+                    outputs = validate()
+                self.outputs.append(outputs)
+                metric = "micro_f1" if outputs.decisions.ndim == 2 else "macro_f1"
+                scores = {"loss": outputs.score("loss"), metric: outputs.score(metric)}
                 value = scores[stop.monitor]
                 self.curve.append(
                     {
@@ -187,7 +225,8 @@ class Trainer:
         if best_state is not None:
             self.module.load_state_dict(best_state)
         self.module.eval()
-        still = stopped == "budget" and self.still_improving()
+        gain = self.final_gain() if stopped == "budget" else None
+        still = gain is not None and gain["delta"] > stop.min_delta and gain["low"] > 0
         self.info = {
             "budget_steps": self.budget.steps,
             "budget_rule": self.budget.rule,
@@ -197,6 +236,7 @@ class Trainer:
             "monitor": stop.monitor,
             "best_step": best_step,
             f"best_val_{stop.monitor}": best,
+            "final_gain": gain,
             "still_improving": still,
             "converged": not still,
             "stopping": asdict(stop),
@@ -205,15 +245,19 @@ class Trainer:
         }
         return self.info
 
-    def still_improving(self) -> bool:
-        """Whether the best of the last ``patience`` validations beats the best before them by more than
-        ``min_delta`` (with fewer validations than that: whether any gain at all was made)."""
+    def final_gain(self) -> dict[str, Any] | None:
+        """The best of the last ``patience`` validations against the best before them: the gain in the monitored
+        score with its paired-bootstrap 95% interval (None with fewer than two validations). The fit was still
+        improving when this gain exceeds ``min_delta`` and its interval excludes 0: validation noise alone would
+        rarely show it."""
         values = [point[self.stopping.monitor] for point in self.curve]
-        k = self.stopping.patience
-        if len(values) <= k:
-            return len(values) > 1
-        pick = min if self.stopping.monitor == "loss" else max
-        return self.stopping.gain(pick(values[-k:]), pick(values[:-k])) > self.stopping.min_delta
+        if len(values) < 2:
+            return None
+        split = max(1, len(values) - self.stopping.patience)
+        pick = np.argmin if self.stopping.monitor == "loss" else np.argmax
+        last, before = split + int(pick(values[split:])), int(pick(values[:split]))
+        gain = paired_gain(self.outputs[last], self.outputs[before], self.stopping.monitor)
+        return {**gain, "step": self.curve[last]["step"], "versus_step": self.curve[before]["step"]}
 
 
 def _forever(epoch_batches: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:

@@ -19,7 +19,7 @@ from bench.report.leaderboard import build, same_recipe_seeds, sanity_checks, wr
 from bench.rungs.protocol import under_trained
 from bench.store.results import ResultStore
 from models.finetune import FineTunedTransformer
-from models.training import Budget, Stopping, Trainer, step_budget, validation_scores, warmup_linear
+from models.training import Budget, Outputs, Stopping, Trainer, step_budget, validation_outputs, warmup_linear
 from tests.conftest import write_dataset
 
 BUDGET = {"min_epochs": 1.0, "max_epochs": 20.0, "steps_per_class": 40, "min_steps": 500, "max_steps": 1000}
@@ -52,51 +52,79 @@ def test_warmup_then_linear_decay():
     assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] == pytest.approx(1 / 16)
 
 
-def test_validation_scores_single_and_multi_label():
-    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
-    scores = validation_scores(logits, np.array([0, 1, 1]), multilabel=False)
-    assert scores["macro_f1"] == pytest.approx(2 / 3) and scores["loss"] > 0
-    multi = validation_scores(logits, np.array([[1, 0], [0, 1], [1, 1]]), multilabel=True)
-    assert multi["micro_f1"] == pytest.approx(0.8)
+def test_validation_scores_agree_with_scikit_learn():
+    from sklearn.metrics import f1_score, log_loss
+
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(300, 7)), rng.integers(0, 6, 300)  # class 6 never true
+    out = validation_outputs(logits, y, multilabel=False)
+    assert out.score("macro_f1") == pytest.approx(
+        f1_score(y, logits.argmax(1), average="macro", labels=range(7), zero_division=0)
+    )
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert out.score("loss") == pytest.approx(log_loss(y, probs, labels=range(7)))
+    tags = (rng.random((300, 5)) < 0.3).astype(int)
+    multi = validation_outputs(logits[:, :5], tags, multilabel=True)
+    assert multi.score("micro_f1") == pytest.approx(f1_score(tags, logits[:, :5] >= 0, average="micro"))
+    rows = rng.integers(0, 300, 300)
+    assert out.score("macro_f1", rows) == pytest.approx(
+        f1_score(y[rows], logits[rows].argmax(1), average="macro", labels=range(7), zero_division=0)
+    )
 
 
-def _scripted(values: list[float], *, loss: list[float] | None = None, every: int = 10, steps: int = 100):
-    """A trainer over a one-weight module whose weight counts the steps taken; validation reads ``values``."""
+N_VAL = 1000
+
+
+def _outputs(correct: float, loss: float) -> Outputs:
+    """A binary validation pass right on the first ``correct`` share of examples, each with loss ``loss``."""
+    y = np.arange(N_VAL) % 2
+    decisions = np.where(np.arange(N_VAL) < correct * N_VAL, y, 1 - y)
+    return Outputs(np.full(N_VAL, loss), decisions, y, 2)
+
+
+def _scripted(passes: list[Outputs], monitor: str = "macro_f1", every: int = 10, steps: int = 100):
+    """A trainer over a one-weight module whose weight counts the steps taken; validation replays ``passes``."""
     module = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(module.weight)
-    calls = iter(range(len(values)))
+    replay = iter(passes)
 
     def step(_: int) -> float:
         with torch.no_grad():
             module.weight += 1
         return 0.0
 
-    def validate() -> dict[str, float]:
-        i = next(calls)
-        return {"macro_f1": values[i], "loss": (loss or [1.0] * len(values))[i]}
-
-    trainer = Trainer(module, Budget(steps, 10, "test"), Stopping("macro_f1", every, 3, 0.002), "test")
-    info = trainer.run(lambda: range(10), step, validate)
+    trainer = Trainer(module, Budget(steps, 10, "test"), Stopping(monitor, every, 3, 0.002), "test")
+    info = trainer.run(lambda: range(10), step, lambda: next(replay))
     return module, info
 
 
 def test_early_stopping_keeps_the_best_checkpoint():
-    module, info = _scripted([0.1, 0.5, 0.7, 0.69, 0.7, 0.701, 0.69, 0.6, 0.5, 0.4])
+    losses = [0.9, 0.5, 0.3, 0.31, 0.3, 0.299, 0.31, 0.4, 0.5, 0.6]
+    module, info = _scripted([_outputs(0.5, v) for v in losses], monitor="loss")
     # no stop before half the budget; then 3 validations without progress after the best (step 30)
     assert info["stopped"] == "early" and info["steps"] == 60 and info["best_step"] == 30
     assert module.weight.item() == 30  # the state of step 30 was restored
-    assert info["converged"] and not under_trained(info)
+    assert info["converged"] and not under_trained(info) and info["final_gain"] is None
     assert [p["step"] for p in info["curve"]] == [10, 20, 30, 40, 50, 60]
 
 
-def test_a_falling_loss_is_progress_and_a_rising_score_at_the_end_is_under_training():
-    flat = [0.5] * 10
-    _, info = _scripted(flat, loss=[2.0 * 0.95**i for i in range(10)])  # F1 flat, loss still falling by 5%
-    assert info["stopped"] == "budget" and info["steps"] == 100 and info["converged"]  # flat F1: not improving
-    module, info = _scripted([0.1 * i for i in range(10)])
+def test_a_falling_loss_is_progress_and_only_a_significant_late_gain_is_under_training():
+    # F1 flat while the loss keeps falling by 5%: no early stop, and no gain at the end
+    _, info = _scripted([_outputs(0.8, 2.0 * 0.95**i) for i in range(10)])
+    assert info["stopped"] == "budget" and info["steps"] == 100 and info["converged"]
+    assert info["final_gain"]["delta"] == 0
+    # still rising by 5 points a validation at the end: under-trained
+    module, info = _scripted([_outputs(0.5 + 0.05 * i, 1.0 - 0.05 * i) for i in range(10)])
     assert info["stopped"] == "budget" and info["still_improving"] and not info["converged"]
     assert module.weight.item() == 100 and info["best_step"] == 100
+    assert info["final_gain"]["low"] > 0 and (info["final_gain"]["step"], info["final_gain"]["versus_step"]) == (
+        100,
+        70,
+    )
     assert under_trained(info) and under_trained({"temperature": 1.2, "base": info})  # a wrapper inherits it
+    # a last gain of 0.3 points on 1,000 examples is within validation noise: not called under-trained
+    _, info = _scripted([_outputs(0.5 + 0.01 * i, 1.0 - 0.1 * i) for i in range(7)] + [_outputs(0.563, 0.3)] * 3)
+    assert 0.002 < info["final_gain"]["delta"] < 0.004 and info["final_gain"]["low"] <= 0 and info["converged"]
 
 
 def _intents(n_classes: int, per_class: int, seed: int, keywords: list[str], filler: list[str]) -> list[dict]:
