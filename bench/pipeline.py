@@ -12,6 +12,7 @@ from bench.data import Dataset
 from bench.evaluate.harness import RunSettings, evaluate
 from bench.profiles import apply_profile
 from bench.report.leaderboard import MD_FILE, write_leaderboard
+from bench.rungs.protocol import under_trained
 from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
 
@@ -23,10 +24,11 @@ def summary_line(result: dict[str, Any]) -> str:
         return f"{head}: {result['status']} ({result.get('reason') or result.get('error')})"
     m, e = result["metrics"], result["efficiency"]
     busy = "  (timed while the machine was busy)" if (result.get("timing") or {}).get("contended") else ""
+    under = "  (under-trained)" if under_trained(result.get("fit_info")) else ""
     seed = (result.get("config") or {}).get("seed", 0)
     return (
         f"{head} seed {seed}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
-        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s{busy}"
+        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s{busy}{under}"
     )
 
 
@@ -83,6 +85,12 @@ def run(
     if busy:
         tqdm.write(
             f"warning: {len(busy)} rung(s) were timed while the machine was busy; their latency is marked * in "
-            "the leaderboard (rerun them on an idle machine with --force)"
+            "the leaderboard (run them again on an idle machine: they are re-timed, not refitted)"
+        )
+    under = sorted({f"{r['dataset']}/{r['rung']}" for r in results if under_trained(r.get("fit_info"))})
+    if under:
+        tqdm.write(
+            f"warning: under-trained (still improving when the step budget ran out): {', '.join(under)}; "
+            "raise max_steps with --option RUNG.max_steps=N, or use --profile full"
         )
     return results

@@ -13,7 +13,7 @@ from bench.data import TaskSpec, load_dataset
 from bench.evaluate.compare import Comparison, Entry, worse_than_below
 from bench.evaluate.harness import RunSettings
 from bench.evaluate.metrics import Predictions, score
-from bench.pipeline import run
+from bench.pipeline import run, summary_line
 from bench.profiles import get_profile
 from bench.report.leaderboard import build, same_recipe_seeds, sanity_checks, write_leaderboard
 from bench.rungs.protocol import under_trained
@@ -202,6 +202,7 @@ def test_the_leaderboard_says_under_trained_and_worse_than_below(toy_data, tmp_p
     result = store.read(ds.name, "tfidf_lr", 0)
     result["fit_info"] = {"converged": False, "monitor": "macro_f1", "budget_steps": 80, "epochs": 2.5}
     store.rewrite(result)
+    assert summary_line(result).endswith("(under-trained)")
     wrapper = store.read(ds.name, "tfidf_lr+ts", 0)
     wrapper["fit_info"]["base"] = result["fit_info"]  # what a wrapper over an under-trained base stores
     store.rewrite(wrapper)

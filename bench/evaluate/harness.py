@@ -343,7 +343,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         if under_trained(result["fit_info"]) and not info.bases:
             log.warning(
                 "%s/%s: under-trained: its validation score was still improving when its step budget ran out "
-                "(raise the rung's max_steps, or use --profile full)",
+                "(raise its max_steps with --option RUNG.max_steps=N, or use --profile full)",
                 dataset.name,
                 rung_name,
             )
