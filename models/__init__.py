@@ -48,7 +48,7 @@ register_rung(
     style=TRANSFORMER,
     check=CHECK_MODEL,
     description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end: step budget from the "
-    "data, early stopping on validation macro-F1 (multi-label: loss); option finetuned.model=<hub id or path>.",
+    "data, early stopping on validation macro-F1 (multi-label: micro-F1); option finetuned.model=<hub id or path>.",
     # profiles cap the step budget (models.training.step_budget); default: what a 2-core CPU runs in minutes
     # (1,000 steps of 32 × 128 tokens take 25 min there)
     profiles={

@@ -35,7 +35,7 @@ class FineTunedTransformer(TorchClassifier):
     per class and ``min_steps`` steps, at most ``max_epochs`` passes and ``max_steps`` (the profile's cap);
     ``max_train`` caps the training examples (stratified). Warm-up over ``warmup_ratio`` of the budget, then
     linear decay. **Early stopping**: every ``eval_every`` steps (default: a tenth of the budget) the model is
-    scored on (at most ``max_eval`` examples of) validation — macro-F1 for single-label tasks, loss for
+    scored on (at most ``max_eval`` examples of) validation — macro-F1 for single-label tasks, micro-F1 for
     multi-label ones (``monitor``) — and training stops after ``patience`` scores without a gain above
     ``min_delta``; the best checkpoint is restored, and ``fit_info`` says whether the score was still improving
     when the budget ran out.

@@ -144,10 +144,11 @@ class Stopping:
 
     @staticmethod
     def monitored(monitor: str, multilabel: bool) -> str:
-        """``auto``: macro-F1 for single-label tasks (the leaderboard's sort key), validation loss for multi-label
-        ones (their F1 at 0.5 stays 0 while the rare labels are still being learnt)."""
+        """``auto``: macro-F1 for single-label tasks (the leaderboard's sort key), micro-F1 for multi-label ones.
+        Not the loss: on mwml_tags the validation loss bottomed at epoch 4-6 while micro-F1 rose from 0.48 to 0.60
+        by epoch 10, and keeping the loss-best checkpoint cost 24 points of macro-F1."""
         if monitor == "auto":
-            return "loss" if multilabel else "macro_f1"
+            return "micro_f1" if multilabel else "macro_f1"
         if monitor not in ("loss", "macro_f1", "micro_f1"):
             raise ValueError(f"monitor must be auto, loss, macro_f1 or micro_f1, not {monitor!r}")
         return monitor
