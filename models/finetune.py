@@ -36,9 +36,9 @@ class FineTunedTransformer(TorchClassifier):
     ``max_train`` caps the training examples (stratified). Warm-up over ``warmup_ratio`` of the budget, then
     linear decay. **Early stopping**: every ``eval_every`` steps (default: a tenth of the budget) the model is
     scored on (at most ``max_eval`` examples of) validation — macro-F1 for single-label tasks, micro-F1 for
-    multi-label ones (``monitor``) — and training stops after ``patience`` scores without a gain above
-    ``min_delta``; the best checkpoint is restored, and ``fit_info`` says whether the score was still improving
-    when the budget ran out.
+    multi-label ones (``monitor``) — and training stops as :class:`models.training.Stopping` says (``patience``
+    scores without progress, ``min_delta``); the best checkpoint is restored, and ``fit_info`` says whether the
+    score was still improving, beyond validation noise, when the budget ran out.
 
     The default lr (1e-4) suits small encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5
     (``--option finetuned.lr=3e-5``). The head (parameters outside the encoder) learns at ``head_lr_scale`` × lr;

@@ -147,9 +147,10 @@ def same_recipe_seeds(seeds: dict[str, list[dict[str, Any]]]) -> dict[str, set[i
     def kept(rung: str) -> set[int]:
         if rung not in out:
             runs = seeds.get(rung) or []
-            good = {seed_of(x) for x in runs if recipe(x) == recipe(runs[0])} if runs else set()
+            good = {seed_of(x) for x in runs if recipe(x) == recipe(runs[0])}
             for base in (runs[0].get("bases") or []) if runs else []:
-                good &= kept(base) if base in seeds else good
+                if base in seeds:
+                    good &= kept(base)
             out[rung] = good
         return out[rung]
 
