@@ -337,9 +337,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
             return 0
         raise BenchError(message)
     entry = {**entry, "cases": {k: c for k, c in entry["cases"].items() if c["rung"] in selected}}
-    for field in ("python", "torch"):
-        if entry["machine"].get(field) != info[field]:
-            print(f"note: baseline measured with {field} {entry['machine'].get(field)}, now {info[field]}")
+    changed = perf.drift(entry["machine"], info)
+    if changed:
+        print(f"note: the baseline was measured in another environment: {'; '.join(changed)}")
     threshold = args.threshold or stored.get("default_threshold", perf.DEFAULT_THRESHOLD)
     thresholds = {**stored.get("thresholds", {}), **limits}
     runs = _perf_runs(args, args.rungs, args.runs or 1, str(baseline))
@@ -357,6 +357,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
     bad = perf.failed(rows)
     if bad:
         print(f"FAIL: {len(bad)} case(s) slower than their limit: " + ", ".join(r["case"] for r in bad))
+        if changed:
+            commit = entry["machine"].get("commit") or "<the baseline's commit>"
+            print(
+                "The environment changed since the baseline (see the note above): to tell a slower environment "
+                f"from slower code, check the baseline's commit here too: `git worktree add ../perf-base {commit}` "
+                f"and run `python -m bench perf --check --baseline {baseline.resolve()}` in it."
+            )
         return 1
     print("OK: no case slower than its limit")
     return 0

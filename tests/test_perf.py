@@ -156,6 +156,15 @@ def test_baselines_are_stored_per_machine_kind(tmp_path):
     assert list(perf.read_baseline(old)["machines"]) == [perf.machine_key(intel)]
 
 
+def test_drift_names_what_changed_since_the_baseline():
+    then = {"python": "3.11.7", "torch": "2.13.0", "kernel": "6.18-a", "packages": {"numpy": "2.4.6", "scipy": "1.17"}}
+    now = {**then, "kernel": "6.18-b", "packages": {"numpy": "2.5.0", "scipy": "1.17", "tokenizers": "0.22"}}
+    assert perf.drift(then, now) == ["kernel 6.18-a -> 6.18-b", "numpy 2.4.6 -> 2.5.0"]
+    assert perf.drift(then, then) == [] and perf.drift({"python": "3.11.7"}, now) == []  # older entries: no claim
+    here = perf.machine(1)
+    assert here["kernel"] and set(here["packages"]) == set(perf.PACKAGES) and here["packages"]["numpy"]
+
+
 def test_saving_some_rungs_keeps_the_other_cases_of_that_machine(tmp_path):
     path = tmp_path / "baseline.json"
     intel = _machine("Intel Xeon")
@@ -253,10 +262,15 @@ def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_on
     assert unchanged.returncode == 0 and "OK: no case slower" in unchanged.stdout, unchanged.stdout + unchanged.stderr
     assert set(_verdicts(unchanged.stdout, rungs).values()) == {"ok"}, unchanged.stdout
 
+    stored = json.loads(baseline.read_text())  # as if measured under another kernel: the check says so
+    (entry,) = stored["machines"].values()
+    entry["machine"]["kernel"] = "0.0-elsewhere"
+    baseline.write_text(json.dumps(stored))
     slowed = _perf(
         "--check", "--baseline", str(baseline), "--rungs", ",".join(rungs), env={"BENCH_PERF_SLOWDOWN": "tfidf_lr=1.5"}
     )
     out = slowed.stdout
+    assert "another environment: kernel 0.0-elsewhere -> " in out and "git worktree add ../perf-base" in out, out
     assert slowed.returncode == 1, out + slowed.stderr
     verdicts = _verdicts(out, rungs)
     assert verdicts["tfidf_lr@1"] == verdicts["tfidf_lr@16"] == "SLOWER", out

@@ -388,9 +388,35 @@ def machine(threads: int, timer: str = DEFAULT_TIMER) -> dict[str, Any]:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "torch": version("torch"),
+        "kernel": platform.release(),
+        "packages": {name: _version(name) for name in PACKAGES},
         "commit": git_commit(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+# Besides python and torch: the libraries the rungs' prediction runs through. With the kernel they make the
+# environment a baseline was measured in; a check under another one says so (:func:`drift`).
+PACKAGES = ("numpy", "scipy", "scikit-learn", "transformers", "tokenizers", "safetensors")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except Exception:  # an absent package is None, whatever importlib.metadata raises
+        return None
+
+
+def drift(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """How the environment of a check differs from its baseline's (same machine kind): python, torch, kernel
+    and :data:`PACKAGES` versions, as ``"kernel 6.1 -> 6.2"``. Measured: on a host whose kernel build differed
+    (same CPU model, same packages), the baseline's own commit timed char_cnn@1 +18 to +31 % and the
+    chance rungs +5 to +23 % — a drift of the environment, not of the code; such a check is worth repeating at
+    the baseline's commit (its ``commit`` field) before blaming a change."""
+    pairs = [(f, then.get(f), now.get(f)) for f in ("python", "torch", "kernel")]
+    old, new = then.get("packages") or {}, now.get("packages") or {}
+    pairs += [(name, old.get(name), new.get(name)) for name in sorted(set(old) | set(new))]
+    return [f"{name} {a} -> {b}" for name, a, b in pairs if a is not None and a != b]
 
 
 def machine_key(info: Mapping[str, Any]) -> str:
