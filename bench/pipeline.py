@@ -90,7 +90,7 @@ def run(
     under = sorted({f"{r['dataset']}/{r['rung']}" for r in results if under_trained(r.get("fit_info"))})
     if under:
         tqdm.write(
-            f"warning: under-trained (still improving when the step budget ran out): {', '.join(under)}; "
-            "raise max_steps with --option RUNG.max_steps=N, or use --profile full"
+            f"warning: under-trained (still improving at the step limit): {', '.join(under)}; "
+            "raise the limit with --option RUNG.max_steps=N (or RUNG.max_epochs=N), or use --profile full"
         )
     return results

@@ -160,7 +160,7 @@ class CharCNN(TorchClassifier):
             schedule.step()
             return loss.item()
 
-        info = Trainer(self.module_, budget, stopping, "char_cnn: training").run(
+        info = Trainer(self.module_, budget, stopping, "char_cnn: training", schedule).run(
             lambda: length_grouped_batches(enc_train.lengths, self.batch_size, rng),
             step,
             lambda: validation_outputs(self.logits_of(enc_val), validation.y, self.spec.multilabel),

@@ -34,11 +34,13 @@ class FineTunedTransformer(TorchClassifier):
     **Budget** (:func:`models.training.step_budget`): at least ``min_epochs`` passes, ``steps_per_class`` steps
     per class and ``min_steps`` steps, at most ``max_epochs`` passes and ``max_steps`` (the profile's cap);
     ``max_train`` caps the training examples (stratified). Warm-up over ``warmup_ratio`` of the budget, then
-    linear decay. **Early stopping**: every ``eval_every`` steps (default: a tenth of the budget) the model is
-    scored on (at most ``max_eval`` examples of) validation — macro-F1 for single-label tasks, micro-F1 for
-    multi-label ones (``monitor``) — and training stops as :class:`models.training.Stopping` says (``patience``
-    scores without progress, ``min_delta``); the best checkpoint is restored, and ``fit_info`` says whether the
-    score was still improving, beyond validation noise, when the budget ran out.
+    linear decay; a fit still improving at the end of its budget is extended (up to that cap, the schedule
+    stretched: :class:`models.training.Trainer`). **Early stopping**: every ``eval_every`` steps (default: a
+    tenth of the budget) the model is scored on (at most ``max_eval`` examples of) validation — macro-F1 for
+    single-label tasks, micro-F1 for multi-label ones (``monitor``) — and training stops as
+    :class:`models.training.Stopping` says (``patience`` scores without progress, ``min_delta``); the best
+    checkpoint is restored, and ``fit_info`` says whether the score was still improving, beyond validation
+    noise, when training ended.
 
     The default lr (1e-4) suits small encoders such as MiniLM; base-size models usually want 2e-5 to 5e-5
     (``--option finetuned.lr=3e-5``). The head (parameters outside the encoder) learns at ``head_lr_scale`` × lr;
@@ -168,7 +170,7 @@ class FineTunedTransformer(TorchClassifier):
             schedule.step()
             return loss.item()
 
-        trainer = Trainer(self.module_, budget, stopping, "finetuned: training")
+        trainer = Trainer(self.module_, budget, stopping, "finetuned: training", schedule)
         info = trainer.run(
             lambda: length_grouped_batches(enc.lengths, self.batch_size, rng),
             step,

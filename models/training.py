@@ -1,6 +1,7 @@
 """How the learned torch rungs train: a step budget derived from the data, warm-up then linear decay, validation
-every N steps with early stopping, the best checkpoint restored, and a record of whether the monitored metric was
-still improving when the budget ran out (an under-trained fit says so in its ``fit_info``)."""
+every N steps with early stopping, the best checkpoint restored, the budget extended while the monitored metric is
+still improving (up to the rung's cap), and a record of whether it still was when training ended (an under-trained
+fit says so in its ``fit_info``)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,18 @@ MIN_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Budget:
-    """Optimiser steps a fit may take and the rule that set them."""
+    """Optimiser steps a fit plans (``steps``, set by ``rule``) and may extend to (``limit``, set by
+    ``limit_rule``)."""
 
     steps: int
     steps_per_epoch: int
     rule: str
+    limit: int | None = None
+    limit_rule: str = ""
+
+    def __post_init__(self) -> None:
+        if self.limit is None or self.limit < self.steps:
+            object.__setattr__(self, "limit", self.steps)
 
     @property
     def epochs(self) -> float:
@@ -51,7 +59,8 @@ def step_budget(
 ) -> Budget:
     """The most of ``min_epochs`` passes, ``steps_per_class`` steps per class (each class's head row learns mostly
     from its own examples, so many classes need more steps than an epoch of a small set gives) and ``min_steps``;
-    then capped by ``max_epochs`` passes and ``max_steps`` (the profile's compute cap)."""
+    then capped by ``max_epochs`` passes and ``max_steps`` (the profile's compute cap). The cap is also the
+    budget's ``limit``: how far :class:`Trainer` may extend a fit that is still improving."""
     per_epoch = max(1, math.ceil(n_train / batch_size))
     wants = {
         "min_epochs": math.ceil(min_epochs * per_epoch),
@@ -65,19 +74,35 @@ def step_budget(
     cap_rule, cap = min(caps.items(), key=lambda kv: kv[1])
     if steps > cap:
         rule, steps = cap_rule, cap
-    return Budget(max(1, int(steps)), per_epoch, rule)
+    steps = max(1, int(steps))
+    return Budget(steps, per_epoch, rule, max(steps, int(cap)), cap_rule)
+
+
+class WarmupLinear:
+    """Learning-rate factor rising linearly over ``warmup`` steps, then falling linearly to 0 at ``total``.
+    ``total`` may grow during training (:meth:`Trainer.run` extends a fit that is still improving): from then on
+    the factor is what a schedule planned for the new total would have had."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = max(0, min(warmup, total - 1)), total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
 
 
 def warmup_linear(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Learning rate rising linearly over ``warmup`` steps, then falling linearly to 0 at ``total``."""
-    warmup = max(0, min(warmup, total - 1))
+    """A torch ``LambdaLR`` following :class:`WarmupLinear` (its ``total`` extendable by :func:`extend`)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupLinear(warmup, total))
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def extend(schedule: torch.optim.lr_scheduler.LRScheduler | None, total: int) -> None:
+    """Make a :func:`warmup_linear` schedule end at ``total`` steps instead (learning rates update at its next
+    ``step``)."""
+    for factor in getattr(schedule, "lr_lambdas", ()):
+        if isinstance(factor, WarmupLinear):
+            factor.total = total
 
 
 @dataclass(frozen=True)
@@ -159,13 +184,27 @@ class Stopping:
 
 class Trainer:
     """Runs ``step`` over ``batches`` until the budget is spent or validation stops improving, keeping the
-    module's best state (restored at the end); :attr:`info` records the curve and whether it converged."""
+    module's best state (restored at the end); :attr:`info` records the curve and whether it converged.
 
-    def __init__(self, module: torch.nn.Module, budget: Budget, stopping: Stopping, desc: str) -> None:
+    A fit still improving when its budget runs out (:meth:`final_gain`: the last validations beat the earlier
+    ones beyond validation noise) is **extended** by its planned steps again, up to ``budget.limit``, and
+    ``schedule`` (a :func:`warmup_linear`) is stretched to the new end. A dataset the plan suits costs nothing
+    more; one that needs more (measured: emotion, still +3.0 [+1.6, +4.4] macro-F1 points after its planned
+    epoch) gets it."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        budget: Budget,
+        stopping: Stopping,
+        desc: str,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ) -> None:
         self.module = module
         self.budget = budget
         self.stopping = stopping
         self.desc = desc
+        self.schedule = schedule
         self.curve: list[dict[str, float]] = []
         self.outputs: list[Outputs] = []
         self.info: dict[str, Any] = {}
@@ -176,22 +215,24 @@ class Trainer:
         step: Callable[[Batch], float],
         validate: Callable[[], Outputs],
     ) -> dict[str, Any]:
-        """Train; return :attr:`info` (steps, epochs, the validation curve, the best step, why it stopped,
-        whether the monitored metric was still improving at the end, ``converged``)."""
+        """Train; return :attr:`info` (steps, epochs, the validation curve, the best step, why it stopped, the
+        extensions, whether the monitored metric was still improving at the end, ``converged``)."""
         from tqdm.auto import tqdm
 
-        stop = self.stopping
+        stop, planned = self.stopping, self.budget.steps
+        limit = self.budget.limit or planned
         best, best_state, best_step, waited, stopped = None, None, 0, 0, "budget"
-        best_loss = math.inf
+        best_loss, gain = math.inf, None
         losses: list[float] = []
-        started, step_no = time.perf_counter(), 0
-        with tqdm(total=self.budget.steps, desc=self.desc, unit="step", leave=False, disable=None) as bar:
+        extensions: list[dict[str, Any]] = []
+        started, step_no, target = time.perf_counter(), 0, planned
+        with tqdm(total=target, desc=self.desc, unit="step", leave=False, disable=None) as bar:
             for batch in _forever(epoch_batches):
                 self.module.train()
                 losses.append(step(batch))
                 step_no += 1
                 bar.update(1)
-                if step_no % stop.every and step_no < self.budget.steps:
+                if step_no % stop.every and step_no < target:
                     continue
                 self.module.eval()
                 with torch.inference_mode():
@@ -209,7 +250,7 @@ class Trainer:
                     }
                 )
                 bar.set_postfix({stop.monitor: f"{value:.4f}"})
-                log.info("%s: step %d/%d, validation %s", self.desc, step_no, self.budget.steps, self.curve[-1])
+                log.info("%s: step %d/%d, validation %s", self.desc, step_no, target, self.curve[-1])
                 progress = best_loss - scores["loss"] > LOSS_PROGRESS
                 best_loss = min(best_loss, scores["loss"])
                 if best is None or stop.gain(value, best) > stop.min_delta:
@@ -218,26 +259,40 @@ class Trainer:
                     best_step = step_no
                 else:
                     waited = 0 if progress else waited + 1
-                if step_no >= self.budget.steps:
-                    break
-                if waited >= stop.patience and step_no >= self.budget.steps * MIN_FRACTION:
+                if step_no >= target:
+                    gain = self.final_gain()
+                    if not (self.improving(gain) and target < limit):
+                        break
+                    target = min(limit, target + planned)
+                    extensions.append({"at_step": step_no, "to_steps": target, "gain": gain})
+                    log.info(
+                        "%s: still improving at step %d (%s), extended to %d steps", self.desc, step_no, gain, target
+                    )
+                    extend(self.schedule, target)
+                    bar.total = target
+                    bar.refresh()
+                    continue
+                if waited >= stop.patience and step_no >= planned * MIN_FRACTION:
                     stopped = "early"
                     break
         if best_state is not None:
             self.module.load_state_dict(best_state)
         self.module.eval()
-        gain = self.final_gain() if stopped == "budget" else None
-        still = gain is not None and gain["delta"] > stop.min_delta and gain["low"] > 0
+        still = stopped == "budget" and self.improving(gain)
         self.info = {
-            "budget_steps": self.budget.steps,
+            "budget_steps": target,
             "budget_rule": self.budget.rule,
+            "planned_steps": planned,
+            "limit_steps": limit,
+            "limit_rule": self.budget.limit_rule,
+            "extensions": extensions,
             "steps": step_no,
             "epochs": round(step_no / self.budget.steps_per_epoch, 2),
             "stopped": stopped,
             "monitor": stop.monitor,
             "best_step": best_step,
             f"best_val_{stop.monitor}": best,
-            "final_gain": gain,
+            "final_gain": gain if stopped == "budget" else None,
             "still_improving": still,
             "converged": not still,
             "stopping": asdict(stop),
@@ -245,6 +300,11 @@ class Trainer:
             "train_seconds": time.perf_counter() - started,
         }
         return self.info
+
+    def improving(self, gain: dict[str, Any] | None) -> bool:
+        """Whether a :meth:`final_gain` says the fit was still improving: a gain above ``min_delta`` whose
+        interval excludes 0."""
+        return gain is not None and gain["delta"] > self.stopping.min_delta and gain["low"] > 0
 
     def final_gain(self) -> dict[str, Any] | None:
         """The best of the last ``patience`` validations against the best before them: the gain in the monitored

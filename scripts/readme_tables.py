@@ -43,10 +43,12 @@ def steps(dataset: str) -> str:
 
 def versus(rung: str, other: str) -> str:
     """``rung`` against ``other`` on every stored dataset where both ran: their macro-F1, the paired difference
-    with its interval, and how ``rung``'s fit ended (steps of its budget, epochs, why it stopped, converged)."""
+    with its interval, and how ``rung``'s fit ended (steps taken, planned (by which rule) and its limit, epochs, why
+    it stopped, converged); "–" for a limit a fit from before limits were recorded did not store."""
     store = ResultStore(ROOT / "results")
     lines = [
-        f"| dataset | {other} | {rung} | Δ macro-F1 [95% CI] | steps / budget (rule) | epochs | stopped | converged |",
+        f"| dataset | {other} | {rung} | Δ macro-F1 [95% CI] | steps / planned (rule) / limit | epochs | stopped "
+        "| converged |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset in store.datasets():
@@ -59,7 +61,8 @@ def versus(rung: str, other: str) -> str:
         lines.append(
             f"| {dataset} | {found[other]['metrics']['f1_macro']:.4f} | {found[rung]['metrics']['f1_macro']:.4f} | "
             f"{d['delta']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}] | {info.get('steps')} / "
-            f"{info.get('budget_steps')} ({info.get('budget_rule')}) | {info.get('epochs')} | {info.get('stopped')} | "
+            f"{info.get('planned_steps', info.get('budget_steps'))} ({info.get('budget_rule')}) / "
+            f"{info.get('limit_steps', '–')} | {info.get('epochs')} | {info.get('stopped')} | "
             f"{'yes' if info.get('converged') else 'no'} |"
         )
     return "\n".join(lines) + "\n"

@@ -279,7 +279,10 @@ def test_char_cnn_learns_each_task(toy_data, name, tmp_path):
     save_rung(rung, tmp_path / "c")
     assert np.allclose(load_rung(tmp_path / "c").predict_proba(ds.test.inputs), probs, atol=1e-6)
     info = rung.fit_info()
-    assert info["best_step"] >= 1 and info["steps"] == 15 * int(np.ceil(len(ds.train) / 16)) and info["curve"]
+    assert info["best_step"] >= 1 and info["planned_steps"] == 15 * int(np.ceil(len(ds.train) / 16)) and info["curve"]
+    # beyond the plan only as an extension of a fit still improving, and never beyond 30 epochs (the cap)
+    assert info["steps"] <= info["planned_steps"] or info["extensions"]
+    assert info["steps"] <= info["limit_steps"] == 30 * int(np.ceil(len(ds.train) / 16))
 
 
 def test_char_cnn_class_weights_and_truncation(toy_data):

@@ -19,7 +19,16 @@ from bench.report.leaderboard import build, same_recipe_seeds, sanity_checks, wr
 from bench.rungs.protocol import under_trained
 from bench.store.results import ResultStore
 from models.finetune import FineTunedTransformer
-from models.training import Budget, Outputs, Stopping, Trainer, step_budget, validation_outputs, warmup_linear
+from models.training import (
+    Budget,
+    Outputs,
+    Stopping,
+    Trainer,
+    extend,
+    step_budget,
+    validation_outputs,
+    warmup_linear,
+)
 from tests.conftest import write_dataset
 
 BUDGET = {"min_epochs": 1.0, "max_epochs": 20.0, "steps_per_class": 40, "min_steps": 500, "max_steps": 1000}
@@ -39,6 +48,9 @@ def test_step_budget_follows_size_and_classes(n_train, n_classes, overrides, ste
     budget = step_budget(n_train, n_classes, 32, **{**BUDGET, **overrides})
     assert (budget.steps, budget.rule) == (steps, rule)
     assert budget.steps_per_epoch == -(-n_train // 32)
+    # the cap is how far a fit still improving may be extended
+    cap = min(20 * budget.steps_per_epoch, overrides.get("max_steps", 1000) or np.inf)
+    assert budget.limit == cap and budget.limit >= budget.steps
 
 
 def test_warmup_then_linear_decay():
@@ -50,6 +62,13 @@ def test_warmup_then_linear_decay():
         schedule.step()
     assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] == pytest.approx(1 / 16)
+    # stretched at its end to 36 steps: the rate a 36-step plan has at step 20, then down to 0 at 36
+    extend(schedule, 36)
+    for _ in range(16):
+        opt.step()
+        schedule.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[20] == pytest.approx(15 / 32) and lrs[-1] == pytest.approx(0.0)
 
 
 def test_validation_scores_agree_with_scikit_learn():
@@ -82,7 +101,9 @@ def _outputs(correct: float, loss: float) -> Outputs:
     return Outputs(np.full(N_VAL, loss), decisions, y, 2)
 
 
-def _scripted(passes: list[Outputs], monitor: str = "macro_f1", every: int = 10, steps: int = 100):
+def _scripted(
+    passes: list[Outputs], monitor: str = "macro_f1", every: int = 10, steps: int = 100, limit: int | None = None
+):
     """A trainer over a one-weight module whose weight counts the steps taken; validation replays ``passes``."""
     module = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(module.weight)
@@ -93,7 +114,7 @@ def _scripted(passes: list[Outputs], monitor: str = "macro_f1", every: int = 10,
             module.weight += 1
         return 0.0
 
-    trainer = Trainer(module, Budget(steps, 10, "test"), Stopping(monitor, every, 3, 0.002), "test")
+    trainer = Trainer(module, Budget(steps, 10, "test", limit, "cap"), Stopping(monitor, every, 3, 0.002), "test")
     info = trainer.run(lambda: range(10), step, lambda: next(replay))
     return module, info
 
@@ -125,6 +146,29 @@ def test_a_falling_loss_is_progress_and_only_a_significant_late_gain_is_under_tr
     # a last gain of 0.3 points on 1,000 examples is within validation noise: not called under-trained
     _, info = _scripted([_outputs(0.5 + 0.01 * i, 1.0 - 0.1 * i) for i in range(7)] + [_outputs(0.563, 0.3)] * 3)
     assert 0.002 < info["final_gain"]["delta"] < 0.004 and info["final_gain"]["low"] <= 0 and info["converged"]
+
+
+def test_a_fit_still_improving_is_extended_up_to_its_limit():
+    rising = [_outputs(0.5 + 0.02 * i, 1.0 - 0.05 * i) for i in range(20)]
+    # planned 100 steps, may go to 250: extended by 100 at step 100, to the limit at 200 (still rising there)
+    module, info = _scripted(rising + rising[-1:] * 5, limit=250)
+    assert [(e["at_step"], e["to_steps"]) for e in info["extensions"]] == [(100, 200), (200, 250)]
+    assert info["extensions"][0]["gain"]["low"] > 0
+    assert (info["planned_steps"], info["budget_steps"], info["limit_steps"]) == (100, 250, 250)
+    # flat after step 200: stopped 3 validations later, the state of step 200 kept
+    assert info["stopped"] == "early" and info["steps"] == 230 and info["converged"]
+    assert module.weight.item() == 200 and info["best_step"] == 200
+    # still rising at the limit: under-trained
+    _, info = _scripted([_outputs(0.3 + 0.02 * i, 1.0 - 0.03 * i) for i in range(25)], limit=250)
+    assert info["steps"] == 250 and info["stopped"] == "budget" and info["still_improving"]
+    # the rise ends at step 130: the extended fit stops early and converged
+    plateau = rising[:13] + [rising[12]] * 20
+    _, info = _scripted(plateau, limit=1000)
+    assert info["stopped"] == "early" and info["steps"] == 160 and info["best_step"] == 130 and info["converged"]
+    assert [e["at_step"] for e in info["extensions"]] == [100]
+    # no extension without room: the plan is the cap
+    _, info = _scripted(rising)
+    assert info["extensions"] == [] and info["still_improving"] and info["steps"] == 100
 
 
 def _intents(n_classes: int, per_class: int, seed: int, keywords: list[str], filler: list[str]) -> list[dict]:
@@ -200,7 +244,13 @@ def test_the_leaderboard_says_under_trained_and_worse_than_below(toy_data, tmp_p
     run([ds], ["majority", "tfidf_lr", "tfidf_lr+ts"], RunSettings(profile=get_profile("quick")), tmp_path)
     store = ResultStore(tmp_path)
     result = store.read(ds.name, "tfidf_lr", 0)
-    result["fit_info"] = {"converged": False, "monitor": "macro_f1", "budget_steps": 80, "epochs": 2.5}
+    result["fit_info"] = {
+        "converged": False,
+        "monitor": "macro_f1",
+        "steps": 80,
+        "epochs": 2.5,
+        "limit_rule": "max_epochs",
+    }
     store.rewrite(result)
     assert summary_line(result).endswith("(under-trained)")
     wrapper = store.read(ds.name, "tfidf_lr+ts", 0)
@@ -209,7 +259,11 @@ def test_the_leaderboard_says_under_trained_and_worse_than_below(toy_data, tmp_p
     write_leaderboard(store, ds.name)
     md = (tmp_path / ds.name / "leaderboard.md").read_text()
     checks = md.split("## Sanity checks\n\n")[1].split("\n\n")[0]
-    assert checks.startswith("- tfidf_lr is under-trained: its validation macro_f1 was still improving when its budget")
+    assert checks.startswith(
+        "- tfidf_lr is under-trained: its validation macro_f1 was still improving when it reached its limit of "
+        "80 steps (2.5 epochs, set by max_epochs)"
+    )
+    assert "raise tfidf_lr.max_epochs (--option)" in checks
     assert "tfidf_lr+ts" not in checks  # said once, of the rung that trained
     frame = build(store, ds.name).frame.set_index("rung")
     assert frame.loc["tfidf_lr", "note"] == "under-trained" and frame.loc["tfidf_lr+ts", "note"] == "under-trained"

@@ -342,8 +342,8 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         result["fit_info"] = {**rung.fit_info(), **wrapper}
         if under_trained(result["fit_info"]) and not info.bases:
             log.warning(
-                "%s/%s: under-trained: its validation score was still improving when its step budget ran out "
-                "(raise its max_steps with --option RUNG.max_steps=N, or use --profile full)",
+                "%s/%s: under-trained: its validation score was still improving at its step limit "
+                "(raise it with --option RUNG.max_steps=N or RUNG.max_epochs=N, or use --profile full)",
                 dataset.name,
                 rung_name,
             )

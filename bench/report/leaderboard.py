@@ -427,17 +427,18 @@ def footnotes(
 
 
 def sanity_checks(results: Sequence[dict[str, Any]], comparison: Comparison | None) -> list[str]:
-    """Sentences the leaderboard must not leave to a reader's eye: each rung whose fit was still improving when its
-    budget ran out, and each rung significantly worse (macro-F1, paired bootstrap) than a simpler rung below it
+    """Sentences the leaderboard must not leave to a reader's eye: each rung whose fit was still improving at its
+    step limit, and each rung significantly worse (macro-F1, paired bootstrap) than a simpler rung below it
     in the ladder — most telling on the same backbone (a fine-tuned transformer below its own frozen features)."""
     out = []
     for r in results:
         if r.get("status") == "ok" and not r.get("bases") and under_trained(r.get("fit_info")):
             info = r["fit_info"]
+            cap = info.get("limit_rule") or "max_steps"
             out.append(
                 f"{r['rung']} is under-trained: its validation {info.get('monitor', 'score')} was still improving "
-                f"when its budget of {info.get('budget_steps', '?')} steps ({info.get('epochs', '?')} epochs) ran out; "
-                "its row understates it — raise its max_steps (--option) or use --profile full."
+                f"when it reached its limit of {info.get('steps', '?')} steps ({info.get('epochs', '?')} epochs, "
+                f"set by {cap}); its row understates it — raise {r['rung']}.{cap} (--option) or use --profile full."
             )
     if comparison is not None:
         families = {r["rung"]: r.get("family") for r in results}

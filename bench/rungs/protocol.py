@@ -53,7 +53,7 @@ class Rung(ABC):
 
     def fit_info(self) -> dict[str, Any]:
         """What fitting chose (e.g. the regularisation picked on validation), stored in result.json. An iterative
-        fit records ``converged`` (False: its validation score was still improving when its budget ran out)."""
+        fit records ``converged`` (False: its validation score was still improving at its step limit)."""
         return {}
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
