@@ -409,10 +409,10 @@ def _version(name: str) -> str | None:
 
 def drift(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """How the environment of a check differs from its baseline's (same machine kind): python, torch, kernel
-    and :data:`PACKAGES` versions, as ``"kernel 6.1 -> 6.2"``. Measured: on a host whose kernel build differed
-    (same CPU model, same packages), the baseline's own commit timed char_cnn@1 +18 to +31 % and the
-    chance rungs +5 to +23 % — a drift of the environment, not of the code; such a check is worth repeating at
-    the baseline's commit (its ``commit`` field) before blaming a change."""
+    and :data:`PACKAGES` versions, as ``"kernel 6.1 -> 6.2"``. Measured: six days after a baseline was saved
+    (same CPU model, Python and torch), its own commit timed char_cnn@1 +18 to +31 % and the chance rungs +5
+    to +23 % — a drift of the environment, not of the code; such a check is worth repeating at the baseline's
+    commit (its ``commit`` field) before blaming a change."""
     pairs = [(f, then.get(f), now.get(f)) for f in ("python", "torch", "kernel")]
     old, new = then.get("packages") or {}, now.get("packages") or {}
     pairs += [(name, old.get(name), new.get(name)) for name in sorted(set(old) | set(new))]
