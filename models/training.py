@@ -34,12 +34,11 @@ class Budget:
     steps: int
     steps_per_epoch: int
     rule: str
-    limit: int | None = None
+    limit: int = 0  # never below ``steps`` (raised to it)
     limit_rule: str = ""
 
     def __post_init__(self) -> None:
-        if self.limit is None or self.limit < self.steps:
-            object.__setattr__(self, "limit", self.steps)
+        object.__setattr__(self, "limit", max(self.limit, self.steps))
 
     @property
     def epochs(self) -> float:
@@ -74,8 +73,7 @@ def step_budget(
     cap_rule, cap = min(caps.items(), key=lambda kv: kv[1])
     if steps > cap:
         rule, steps = cap_rule, cap
-    steps = max(1, int(steps))
-    return Budget(steps, per_epoch, rule, max(steps, int(cap)), cap_rule)
+    return Budget(max(1, int(steps)), per_epoch, rule, int(cap), cap_rule)
 
 
 class WarmupLinear:
@@ -219,8 +217,7 @@ class Trainer:
         extensions, whether the monitored metric was still improving at the end, ``converged``)."""
         from tqdm.auto import tqdm
 
-        stop, planned = self.stopping, self.budget.steps
-        limit = self.budget.limit or planned
+        stop, planned, limit = self.stopping, self.budget.steps, self.budget.limit
         best, best_state, best_step, waited, stopped = None, None, 0, 0, "budget"
         best_loss, gain = math.inf, None
         losses: list[float] = []

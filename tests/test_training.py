@@ -101,9 +101,7 @@ def _outputs(correct: float, loss: float) -> Outputs:
     return Outputs(np.full(N_VAL, loss), decisions, y, 2)
 
 
-def _scripted(
-    passes: list[Outputs], monitor: str = "macro_f1", every: int = 10, steps: int = 100, limit: int | None = None
-):
+def _scripted(passes: list[Outputs], monitor: str = "macro_f1", every: int = 10, steps: int = 100, limit: int = 0):
     """A trainer over a one-weight module whose weight counts the steps taken; validation replays ``passes``."""
     module = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(module.weight)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +403,7 @@ PACKAGES = ("numpy", "scipy", "scikit-learn", "transformers", "tokenizers", "saf
 def _version(name: str) -> str | None:
     try:
         return version(name)
-    except Exception:  # an absent package is None, whatever importlib.metadata raises
+    except PackageNotFoundError:
         return None
 
 
