@@ -43,6 +43,13 @@ class RuleClassifier(Rung):
     ``nrc``: P(class) ∝ NRC affect hits + prior (``love`` is read from NRC's ``trust``).
     """
 
+    trusted_types = (  # the scorers a fitted rule classifier holds (skops rebuilds them from their saved state)
+        "baselines.lexicons.KeywordTagger",
+        "baselines.lexicons.NrcScorer",
+        "baselines.lexicons.VaderScorer",
+        "vaderSentiment.vaderSentiment.SentimentIntensityAnalyzer",
+    )
+
     def __init__(self, source: Source = "auto") -> None:
         self.source = source
 

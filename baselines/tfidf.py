@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -32,6 +33,11 @@ def combine_pair(a: sp.csr_matrix, b: sp.csr_matrix, blocks: Sequence[slice]) ->
     return sp.hstack([abs(a - b), a.multiply(b), *cosines], format="csr", dtype=np.float32)
 
 
+def char_text(text: str, max_chars: int | None) -> str:
+    """Lower-cased text for character n-grams, cut at ``max_chars`` (long posts cost much, add little)."""
+    return text[:max_chars].lower() if max_chars else text.lower()
+
+
 class TfidfLogisticRegression(Rung):
     """Word (1-2) and character (2-5, within word boundaries) TF-IDF features with sublinear tf, fed to
     logistic regression (one-vs-rest for multi-label). ``C`` is chosen from ``c_grid`` by validation
@@ -39,6 +45,7 @@ class TfidfLogisticRegression(Rung):
     :func:`combine_pair` features; ``joined`` vectorises the two texts joined by a separator."""
 
     has_logits = True
+    trusted_types = ("baselines.tfidf.char_text", "functools.partial")
 
     def __init__(
         self,
@@ -75,15 +82,14 @@ class TfidfLogisticRegression(Rung):
                 (
                     "char",
                     TfidfVectorizer(
-                        analyzer="char_wb", ngram_range=self.char_ngrams, preprocessor=self._char_text, **common
+                        analyzer="char_wb",
+                        ngram_range=self.char_ngrams,
+                        preprocessor=partial(char_text, max_chars=self.char_max_chars),  # a bound method: not savable
+                        **common,
                     ),
                 ),
             ]
         )
-
-    def _char_text(self, text: str) -> str:
-        """Lower-cased text for character n-grams, cut at ``char_max_chars`` (long posts cost much, add little)."""
-        return text[: self.char_max_chars].lower() if self.char_max_chars else text.lower()
 
     def _features(self, inputs: Sequence[Input]) -> Any:
         if not self._combined:

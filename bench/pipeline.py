@@ -8,7 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from bench.data import Dataset
+from bench.errors import BenchError
 from bench.evaluate.harness import RunSettings, evaluate
 from bench.profiles import apply_profile
 from bench.report.leaderboard import MD_FILE, write_leaderboard
@@ -32,6 +35,25 @@ def summary_line(result: dict[str, Any]) -> str:
     )
 
 
+def write_reports(store: ResultStore, datasets: Sequence[str], html: bool) -> None:
+    """Each dataset's leaderboards (and, with ``html``, its HTML report and the index), printing where they are."""
+    written = [name for name in datasets if store.results(name)]
+    for name in written:
+        if html:  # the report writes the leaderboard it shows
+            from bench.report.html import write_report
+
+            report = write_report(store, name)
+        else:
+            write_leaderboard(store, name)
+        tqdm.write(f"leaderboard: {store.root / name / MD_FILE}")
+        if html:
+            tqdm.write(f"report: {report.resolve().as_uri()}")
+    if html and written:
+        from bench.report.html import write_index
+
+        tqdm.write(f"all datasets: {write_index(store).resolve().as_uri()}")
+
+
 def run(
     datasets: list[Dataset],
     rungs: list[str],
@@ -44,11 +66,9 @@ def run(
     registration says the seed changes nothing runs for the first only), then write each dataset's leaderboards
     (and, with ``html``, its HTML report and the index, printing where to open them).
     The split is the same for every seed; data order, initialisation and dropout masks follow it."""
-    from tqdm.auto import tqdm
-
     store = ResultStore(output)
     seeds = list(seeds) if seeds else [settings.seed]
-    results = []
+    results: list[dict[str, Any]] = []
     jobs = [
         (d, seed, r)
         for d in datasets
@@ -57,30 +77,24 @@ def run(
         if seed == seeds[0] or get_rung(r).capabilities.seeded
     ]
     capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
-    for d in datasets:
-        store.migrate(d.name)  # results of older versions into their seed's folder
-    with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
-        for dataset, seed, rung in bar:
-            bar.set_postfix_str(f"{dataset.name}/{rung} seed {seed}")
-            result = evaluate(rung, capped[dataset.name], replace(settings, seed=seed), store)
-            tqdm.write(summary_line(result))
-            results.append(result)
-    for d in datasets:
-        if not store.results(d.name):
-            continue
-        if html:  # the report writes the leaderboard it shows
-            from bench.report.html import write_report
-
-            report = write_report(store, d.name)
-        else:
-            write_leaderboard(store, d.name)
-        tqdm.write(f"leaderboard: {store.root / d.name / MD_FILE}")
-        if html:
-            tqdm.write(f"report: {report.resolve().as_uri()}")
-    if html and results:
-        from bench.report.html import write_index
-
-        tqdm.write(f"all datasets: {write_index(store).resolve().as_uri()}")
+    with store.locked("bench run"):
+        for d in datasets:
+            store.migrate(d.name)  # results of older versions into their seed's folder
+            store.clean(d.name)  # what a killed run left half-written
+        try:
+            with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
+                for dataset, seed, rung in bar:
+                    bar.set_postfix_str(f"{dataset.name}/{rung} seed {seed}")
+                    result = evaluate(rung, capped[dataset.name], replace(settings, seed=seed), store)
+                    tqdm.write(summary_line(result))
+                    results.append(result)
+        except KeyboardInterrupt:
+            tqdm.write("interrupted: writing the leaderboards of what finished (the next run resumes from there)")
+            write_reports(store, [d.name for d in datasets], html=False)
+            raise
+        except OSError as exc:  # the store could not be written (full disk, permissions): one clear line
+            raise BenchError(f"cannot write results under {store.root}: {exc}") from None
+        write_reports(store, [d.name for d in datasets], html=html and bool(results))
     busy = [r for r in results if (r.get("timing") or {}).get("contended")]
     if busy:
         tqdm.write(

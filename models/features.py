@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,13 +14,13 @@ from baselines.linear import class_logits, class_probabilities, fit_logistic_reg
 from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
 from bench.data.splits import subsample
-from bench.rungs.protocol import Rung
+from bench.rungs.protocol import Rung, load_trusted
 from models.batching import Encoded, PaddingStats, encode, iterate
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
 
 MIN_CACHED = 256  # smaller calls (latency probes) are not worth a file
-HEAD_FILE = "head.pkl"
+HEAD_FILE = "head.skops"
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -169,12 +168,13 @@ class FeaturesLR(Rung):
         return {**info, "pair_features": self.pair_features} if self.spec.pair else info
 
     def save(self, folder: Path) -> None:
-        """The encoder (safetensors) and the standardiser + logistic regression (pickle, read only from our results)."""
+        """The encoder (safetensors) and the standardiser + logistic regression (skops: loading runs no code)."""
+        import skops.io as sio
+
         folder.mkdir(parents=True, exist_ok=True)
         self.encoder_.save_pretrained(folder / "encoder", safe_serialization=True)
         self.tokenizer_.save_pretrained(folder / "encoder")
-        with (folder / HEAD_FILE).open("wb") as fh:
-            pickle.dump({"scaler": self.scaler_, "clf": self.clf_}, fh)
+        sio.dump({"scaler": self.scaler_, "clf": self.clf_}, folder / HEAD_FILE)
         params = self.get_params()
         write_meta(
             folder,
@@ -194,7 +194,6 @@ class FeaturesLR(Rung):
         rung.spec, rung.pooling_, rung.c_, rung.grid_ = meta["spec"], meta["pooling"], meta["C"], meta["grid"]
         rung.train_examples_, rung.cache_hits_ = meta["train_examples"], 0
         rung._load_encoder()
-        with (folder / HEAD_FILE).open("rb") as fh:
-            head = pickle.load(fh)
+        head = load_trusted(folder / HEAD_FILE, ())  # scikit-learn and numpy types only
         rung.scaler_, rung.clf_ = head["scaler"], head["clf"]
         return rung

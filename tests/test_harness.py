@@ -12,7 +12,7 @@ from bench.evaluate.harness import RunSettings, evaluate
 from bench.evaluate.metrics import compute_scores
 from bench.pipeline import run
 from bench.profiles import apply_profile, get_profile
-from bench.rungs.protocol import Rung
+from bench.rungs.registry import load_rung
 from bench.store.results import ResultStore, to_json
 
 QUICK = RunSettings(profile=get_profile("quick"))
@@ -64,7 +64,7 @@ def test_result_files_and_recomputed_metrics(toy_data, tmp_path):
     recomputed = json.loads(to_json(compute_scores(ds.spec, probs, labels, stored["metrics"]["ece_bins"])))
     assert recomputed == stored["metrics"]
     assert not list(folder.glob(".*tmp")) and (folder / "artifact").is_dir()
-    reloaded = Rung.load(folder / "artifact")
+    reloaded = load_rung(folder / "artifact")
     assert np.allclose(reloaded.predict_proba(ds.test.inputs), probs)
 
 

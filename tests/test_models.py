@@ -14,7 +14,7 @@ from bench.errors import BenchError
 from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
 from bench.profiles import get_profile
-from bench.rungs.protocol import load_rung, save_rung
+from bench.rungs.registry import load_rung, save_rung
 from models.batching import encode
 from models.char_cnn import CharCNN
 from models.features import FeaturesLR

@@ -15,7 +15,7 @@ from bench.evaluate.metrics import compute_scores, multi_label_scores
 from bench.evaluate.thresholds import FIXED_THRESHOLD, MIN_POSITIVES, Thresholds, best_f1_threshold
 from bench.pipeline import run
 from bench.profiles import get_profile
-from bench.rungs.protocol import load_rung
+from bench.rungs.registry import load_rung
 from bench.store.results import ARTIFACT_DIR, ResultStore, to_json
 from models.batching import encode
 from models.char_cnn import SEP, CharCNN

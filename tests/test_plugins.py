@@ -166,7 +166,7 @@ def test_plugin_rungs_go_through_run_report_rescore_and_sweep(plugin, toy_data, 
     )
     assert vote["fit_info"]["reused_fit_seconds"] > 0  # both bases came from the store, fitted once
     # the ensemble's stored artifact loads back with both bases and predicts what was stored
-    from bench.rungs.protocol import load_rung
+    from bench.rungs.registry import load_rung
 
     loaded = load_rung(store.rung_dir("toy_sentiment", "demo_vote") / "artifact")
     probs, _ = store.load_predictions("toy_sentiment", "demo_vote")
@@ -232,7 +232,8 @@ def test_a_registered_metric_is_filled_in_by_rescore_without_refitting(plugin, t
         raise AssertionError("rescore must not build, load or fit a rung")
 
     monkeypatch.setattr(registry.RungInfo, "create", refuse)
-    monkeypatch.setattr("bench.rungs.protocol.load_rung", refuse)
+    monkeypatch.setattr("bench.rungs.registry.load_rung", refuse)
+    monkeypatch.setattr("bench.evaluate.harness.load_rung", refuse)
 
     assert main(["rescore", "--output", str(out)]) == 0
     after = {r["rung"]: r for r in store.results("toy_sentiment")}

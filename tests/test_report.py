@@ -135,7 +135,8 @@ def test_report_needs_no_model(reports, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded or built")
 
-    monkeypatch.setattr("bench.rungs.protocol.load_rung", refuse)
+    monkeypatch.setattr("bench.rungs.registry.load_rung", refuse)
+    monkeypatch.setattr("bench.evaluate.harness.load_rung", refuse)
     monkeypatch.setattr("bench.rungs.registry.create_rung", refuse)
     page = write_report(ResultStore(copy), "toy_tags", data_dir=data).read_text()
     assert page == (out / "toy_tags" / REPORT_FILE).read_text()

@@ -53,11 +53,11 @@ def test_rescore_keeps_metrics_where_predictions_are_missing(toy_data, tmp_path,
     assert ResultStore(tmp_path).read(ds.name, "majority")["metrics"] == json.loads(to_json(result["metrics"]))
 
 
-def test_an_unreadable_stored_base_is_fitted_again(toy_data, tmp_path, caplog):
+def test_a_changed_stored_base_is_fitted_again(toy_data, tmp_path, caplog):
     ds = load_dataset("toy_sentiment", data_dir=toy_data)
     run([ds], ["tfidf_lr"], QUICK, tmp_path)
     for f in (tmp_path / ds.name / "tfidf_lr" / "seed-0" / "artifact").iterdir():
         f.write_bytes(b"not an artifact")
     [wrapped] = run([ds], ["tfidf_lr+ts"], QUICK, tmp_path)
     assert wrapped["status"] == "ok" and wrapped["fit_info"]["reused_fit_seconds"] == 0
-    assert "unreadable" in caplog.text
+    assert "not the one its result names" in caplog.text and wrapped["base_artifacts"] == {"tfidf_lr": None}

@@ -25,10 +25,10 @@ from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
-from bench.rungs.protocol import Rung, check_probabilities, load_rung, save_rung, under_trained
-from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung
+from bench.rungs.protocol import Rung, UnsafeArtifactError, check_probabilities, under_trained
+from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung, load_rung, save_rung
 from bench.rungs.wrapper import Wrapper
-from bench.store.results import ARTIFACT_DIR, ResultStore
+from bench.store.results import ARTIFACT_DIR, ResultStore, artifact_digest
 
 log = logging.getLogger("bench")
 
@@ -177,16 +177,30 @@ def retime(stored: dict[str, Any], dataset: Dataset, settings: RunSettings, stor
     return retimed
 
 
-def _stored_or_built(name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
-    """Rung ``name`` fitted already when the store holds its current artifact (with its stored fit time), else
-    built afresh (fit time 0: the caller fits it)."""
+def _stored_or_built(
+    name: str, dataset: Dataset, settings: RunSettings, store: ResultStore
+) -> tuple[Rung, float, str | None]:
+    """Rung ``name`` fitted already when the store holds its current artifact — the one its current result names
+    by content hash — with its stored fit time and that hash; else built afresh (fit time 0, no hash: the caller
+    fits it). A stored artifact that would run code or names a foreign class is refused
+    (:class:`UnsafeArtifactError`), never loaded."""
     stored = store.read(dataset.name, name, settings.seed)
     artifact = store.rung_dir(dataset.name, name, settings.seed) / ARTIFACT_DIR
     current = config_hash(config_for(name, dataset, settings))
     if stored and stored.get("status") == "ok" and stored.get("config_hash") == current and artifact.is_dir():
+        why = (
+            "it was stored before artifacts were hashed"
+            if stored.get("artifact_sha256") is None
+            else store.artifact_mismatch(stored)
+        )
+        if why:
+            log.warning("%s/%s: not reusing its stored artifact: %s; fitting it again", dataset.name, name, why)
+            return *build_rung(name, dataset, settings, store)[:2], None
         try:
             rung = load_rung(artifact)
-        except Exception as exc:  # e.g. an artifact written by an older bench: fit the base again instead
+        except UnsafeArtifactError:
+            raise
+        except Exception as exc:  # e.g. an artifact a newer library cannot read: fit the base again instead
             log.warning(
                 "%s/%s: stored artifact unreadable (%s: %s); fitting it again",
                 dataset.name,
@@ -196,26 +210,34 @@ def _stored_or_built(name: str, dataset: Dataset, settings: RunSettings, store: 
             )
         else:
             log.info("%s: reusing the fitted %s", dataset.name, name)
-            return rung, float(stored["efficiency"]["fit_seconds"])
-    return build_rung(name, dataset, settings, store)
+            return rung, float(stored["efficiency"]["fit_seconds"]), stored["artifact_sha256"]
+    return *build_rung(name, dataset, settings, store)[:2], None
 
 
-def build_rung(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> tuple[Rung, float]:
+def build_rung(
+    rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore
+) -> tuple[Rung, float, dict[str, str | None]]:
     """Create a rung; a wrapper gets its bases already fitted where the store holds their current artifacts
     (fine-tune once, evaluate every calibration from the same weights). Also returns the stored fit time of
-    what was reused (0 if nothing was)."""
+    what was reused (0 if nothing was) and, per base, the content hash of the stored artifact it reuses (None:
+    fitted afresh)."""
     info = get_rung(rung_name)
     context = {"seed": settings.seed, "device": settings.device}
     options = settings.options_for(rung_name)
     if not info.bases:
-        return create_rung(rung_name, context=context, **options), 0.0
+        return create_rung(rung_name, context=context, **options), 0.0, {}
     built = [_stored_or_built(base, dataset, settings, store) for base in info.bases]
     if "logits" in info.capabilities.needs:
-        without = [name for name, (rung, _) in zip(info.bases, built) if not rung.has_logits]
+        without = [name for name, (rung, _, _) in zip(info.bases, built) if not rung.has_logits]
         if without:
             raise NotApplicable(f"{rung_name} needs logits, and {', '.join(without)} exposes none")
-    bases = base_arguments([rung for rung, _ in built])
-    return create_rung(rung_name, context=context, **bases, **options), sum(seconds for _, seconds in built)
+    bases = base_arguments([rung for rung, _, _ in built])
+    reused = {name: digest for name, (_, _, digest) in zip(info.bases, built)}
+    return (
+        create_rung(rung_name, context=context, **bases, **options),
+        sum(seconds for _, seconds, _ in built),
+        reused,
+    )
 
 
 def not_applicable(info: RungInfo, dataset: Dataset) -> str | None:
@@ -266,8 +288,15 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
             )
             return stored
         why = "timed while this machine was busy" if timed_on == here else f"was timed on {timed_on}"
-        log.info("%s/%s: quality reused, timed again on this machine (%s)", dataset.name, rung_name, why)
-        return retime(stored, dataset, settings, store)
+        if stored.get("artifact_sha256") is not None:
+            log.info("%s/%s: quality reused, timed again on this machine (%s)", dataset.name, rung_name, why)
+            return retime(stored, dataset, settings, store)
+        log.warning(
+            "%s/%s: %s, and its artifact was stored before artifacts were hashed (it is not loaded): fitting it again",
+            dataset.name,
+            rung_name,
+            why,
+        )
     result: dict[str, Any] = {
         "dataset": dataset.name,
         "rung": rung_name,
@@ -296,7 +325,9 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         if why:
             raise NotApplicable(why)
         seed_everything(settings.seed)
-        rung, reused_fit_seconds = build_rung(rung_name, dataset, settings, store)
+        rung, reused_fit_seconds, reused = build_rung(rung_name, dataset, settings, store)
+        if info.bases:
+            result["base_artifacts"] = reused  # the stored base artifacts it was built on (None: fitted here)
         t0 = time.perf_counter()
         rung.fit(dataset.train, dataset.validation)
         own_fit_seconds = time.perf_counter() - t0
@@ -312,6 +343,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         with store.artifact_dir(dataset.name, rung_name, settings.seed) as folder:
             save_rung(rung, folder)
             size, own_size = folder_size(folder), _own_size(rung, folder)
+            result["artifact_sha256"] = artifact_digest(folder)
         with cache.disabled():
             report = rung.efficiency_report(test.inputs)
         params = rung.num_parameters()
@@ -347,6 +379,8 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
                 dataset.name,
                 rung_name,
             )
+    except UnsafeArtifactError:
+        raise  # a stored file bench refuses to load: the user decides (--force refits)
     except NotApplicable as exc:
         result.update(status="not_applicable", reason=str(exc))
         probs = None

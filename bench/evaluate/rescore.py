@@ -6,6 +6,7 @@ keyed the way this version keys it), so a later ``bench run`` recognises them as
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,9 @@ from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.rungs.registry import get_rung, list_rungs
-from bench.store.results import PREDICTIONS_FILE, ResultStore, seed_of
+from bench.store.results import PREDICTIONS_FILE, ResultStore, StoreError, seed_of
+
+log = logging.getLogger("bench")
 
 
 def _bases(result: dict[str, Any]) -> list[str]:
@@ -101,8 +104,12 @@ def _rescore_seed(
         if status == "ok" and not (store.rung_dir(dataset, rung, seed) / PREDICTIONS_FILE).is_file():
             status = "ok, no predictions.npz: metrics kept"
         elif status == "ok":
-            result, change = rescore_result(result, store)
-            result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            try:
+                result, change = rescore_result(result, store)
+                result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            except StoreError as exc:  # `run` computes such a result again
+                log.warning("%s/%s seed %d: %s; its metrics are kept", dataset, rung, seed, exc)
+                status = "ok, predictions unreadable: metrics kept"
         store.rewrite(result)
         metrics = len(result.get("metrics") or {})
         rows.append(

@@ -50,7 +50,7 @@ def sweep_mc(
             f"rung {rung_name!r} declares no stochastic passes over one base "
             f"(rungs that do: {', '.join(candidates) or 'none'})"
         )
-    rung, _ = build_rung(rung_name, dataset, settings, store)
+    rung, _, _ = build_rung(rung_name, dataset, settings, store)
     rung.fit(dataset.train, dataset.validation)
     test, n_bins = dataset.test, settings.ece_bins
     det = rung.base.predict_proba(test.inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import pickle
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,10 +14,45 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from bench.data.spec import Input, Split, TaskSpec
+from bench.errors import BenchError
 
 Target = str | Any  # an object, or "module:object" to import on first use
-ARTIFACT_FILE = "rung.pkl"
+ARTIFACT_FILE = "rung.skops"
+LEGACY_ARTIFACT_FILE = "rung.pkl"  # written by bench < 0.9; never read (unpickling can run code)
 CLASS_FILE = "rung.json"
+#: types every rung's saved state may hold besides skops' defaults (builtins, numpy, scipy, scikit-learn)
+COMMON_TRUSTED_TYPES = ("bench.data.spec.TaskSpec", "pathlib.PosixPath", "pathlib.WindowsPath")
+
+
+class UnsafeArtifactError(BenchError):
+    """A stored model file that bench refuses to load: it is not in a format bench reads without running code,
+    or it names types that no rung declares."""
+
+
+def type_name(cls: type) -> str:
+    """``module.QualName``, as skops names types."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def load_trusted(path: Path, trusted: Sequence[str]) -> Any:
+    """An object from a skops file, refused (:class:`UnsafeArtifactError`, nothing constructed) when the file is not
+    a skops archive or names a type outside skops' defaults and ``trusted``. skops rebuilds objects from a JSON
+    schema and builds only the types it is told to trust, so a file cannot run code the way a pickle can."""
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise UnsafeArtifactError(
+            f"{path}: not a model file bench wrote ({type(exc).__name__}); refit with --force"
+        ) from None
+    untrusted = sorted(set(found) - set(trusted))
+    if untrusted:
+        raise UnsafeArtifactError(
+            f"{path}: refusing to load it: it names types no rung declares ({', '.join(untrusted)}); "
+            "delete it or refit with --force"
+        )
+    return sio.load(path, trusted=list(found))
 
 
 class Rung(ABC):
@@ -32,6 +67,8 @@ class Rung(ABC):
 
     #: whether :meth:`predict_logits` is available (calibration wrappers need it)
     has_logits: ClassVar[bool] = False
+    #: types (``module.QualName``) beyond skops' defaults that the default :meth:`save` writes, trusted by :meth:`load`
+    trusted_types: ClassVar[tuple[str, ...]] = ()
 
     spec: TaskSpec
 
@@ -70,21 +107,29 @@ class Rung(ABC):
         """True once :meth:`fit` (or :meth:`load`) has run."""
         return hasattr(self, "spec")
 
-    # Persistence: rungs built from picklable parts (sklearn, numpy) can use these defaults;
-    # torch rungs override them with safetensors. Only load artifacts this harness wrote.
+    # Persistence: rungs built from scikit-learn / numpy parts use these defaults (skops, which cannot run code on
+    # load); torch rungs override them with safetensors + JSON.
     def save(self, folder: Path) -> None:
         """Write the fitted rung under ``folder``."""
+        import skops.io as sio
+
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ARTIFACT_FILE).open("wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        sio.dump(self, folder / ARTIFACT_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> Self:
-        """Read a rung written by :meth:`save` (trusted files only: this unpickles)."""
-        with (Path(folder) / ARTIFACT_FILE).open("rb") as fh:
-            obj = pickle.load(fh)
+        """Read a rung written by :meth:`save`; types outside :attr:`trusted_types` are refused, not built."""
+        path = Path(folder) / ARTIFACT_FILE
+        if not path.is_file():
+            old = (
+                " (a pickle from an older bench, which is never loaded)"
+                if (path.parent / LEGACY_ARTIFACT_FILE).exists()
+                else ""
+            )
+            raise UnsafeArtifactError(f"{folder}: no {ARTIFACT_FILE}{old}; refit with --force")
+        obj = load_trusted(path, (type_name(cls), *COMMON_TRUSTED_TYPES, *cls.trusted_types))
         if not isinstance(obj, cls):
-            raise TypeError(f"{folder} holds a {type(obj).__name__}, not a {cls.__name__}")
+            raise UnsafeArtifactError(f"{folder} holds a {type(obj).__name__}, not a {cls.__name__}")
         return obj
 
 
@@ -99,22 +144,6 @@ def resolve(target: Target) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def save_rung(rung: Rung, folder: Path) -> None:
-    """Save ``rung`` under ``folder`` with a note of its class, so :func:`load_rung` can restore it."""
-    rung.save(folder)
-    cls = type(rung)
-    (folder / CLASS_FILE).write_text(json.dumps({"class": f"{cls.__module__}:{cls.__qualname__}"}))
-
-
-def load_rung(folder: Path) -> Rung:
-    """Restore a rung written by :func:`save_rung` (only for folders this harness wrote)."""
-    spec = json.loads((Path(folder) / CLASS_FILE).read_text())["class"]
-    cls = resolve(spec)
-    if not (isinstance(cls, type) and issubclass(cls, Rung)):
-        raise TypeError(f"{folder}: {spec} is not a Rung")
-    return cls.load(Path(folder))
 
 
 def check_probabilities(probs: np.ndarray, n: int, spec: TaskSpec) -> np.ndarray:

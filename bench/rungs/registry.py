@@ -16,15 +16,18 @@ import fnmatch
 import importlib
 import inspect
 import itertools
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 from bench.errors import BenchError, UnknownNameError
-from bench.rungs.protocol import Target, resolve
+from bench.rungs.protocol import CLASS_FILE, Rung, Target, UnsafeArtifactError, resolve
 
 Factory = Callable[..., Any]
 ENTRY_POINT_GROUP = "bench.rungs"
@@ -125,7 +128,13 @@ class RungInfo:
         return dict(self.profiles.get(profile, {}))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Run the registration's option check (e.g. that a local checkpoint exists)."""
+        """Check option values against the factory's defaults (:func:`check_against_default`), then run the
+        registration's own check (e.g. that a local checkpoint exists)."""
+        params = inspect.signature(self._factory).parameters
+        for key, value in options.items():
+            param = params.get(key)
+            if param is not None:
+                check_against_default(f"{self.name}.{key}", value, param.default, str(param.annotation))
         if self.check is not None:
             resolve(self.check)(dict(options))
 
@@ -133,6 +142,49 @@ class RungInfo:
     def colour(self) -> str:
         """The declared plot colour, else one picked from the family name."""
         return self.style.colour if self.style is not None else family_colour(self.family)
+
+
+def _numbers(values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def check_against_default(name: str, value: Any, default: Any, annotation: str = "") -> None:
+    """A generic check of an option value against its parameter's default, before anything runs: no NaN or
+    infinity; ``None`` only where the annotation allows it; a boolean, integer, number, string or list where the
+    default is one; a list non-empty where the default is (a grid), its items numbers where the default's are,
+    positive where the default's are; a number not negative where the default is not."""
+    if value is None:
+        if default is not None and default is not inspect.Parameter.empty and "None" not in annotation:
+            raise BenchError(f"--option {name}: cannot be null")
+        return
+    flat = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in flat):
+        raise BenchError(f"--option {name}: {value!r} is not a finite number")
+    if default is None or default is inspect.Parameter.empty:
+        return
+    if isinstance(default, bool):
+        expected = "true or false" if not isinstance(value, bool) else None
+    elif isinstance(default, int) and "float" not in annotation:
+        expected = "an integer" if not isinstance(value, int) or isinstance(value, bool) else None
+    elif isinstance(default, (int, float)):
+        expected = "a number" if not _numbers([value]) else None
+    elif isinstance(default, str):
+        expected = "a string" if not isinstance(value, str) else None
+    elif isinstance(default, (tuple, list)):
+        expected = "a JSON list, e.g. [1, 2]" if not isinstance(value, list) else None
+    else:
+        return
+    if expected:
+        raise BenchError(f"--option {name}: expects {expected}, not {value!r}")
+    if isinstance(default, (tuple, list)) and default:
+        if not value:
+            raise BenchError(f"--option {name}: the list is empty")
+        if _numbers(default) and not _numbers(value):
+            raise BenchError(f"--option {name}: expects a list of numbers, not {value!r}")
+        if _numbers(default) and min(default) > 0 and min(value) <= 0:
+            raise BenchError(f"--option {name}: values must be positive, not {value!r}")
+    elif _numbers([default]) and not isinstance(default, bool) and default >= 0 and value < 0:
+        raise BenchError(f"--option {name}: must not be negative, not {value!r}")
 
 
 def family_colour(family: str) -> str:
@@ -268,3 +320,37 @@ def create_rung(name: str, *, context: Mapping[str, Any] | None = None, **option
     accepted = info.accepts()
     ctx = {k: v for k, v in (context or {}).items() if accepted is None or k in accepted}
     return info.create(**ctx, **options)
+
+
+def rung_modules() -> set[str]:
+    """The modules registered rungs' factories live in (the only ones a stored artifact may name)."""
+    _load_rungs()
+    return {
+        info.factory.partition(":")[0] if isinstance(info.factory, str) else info.factory.__module__
+        for info in _REGISTRY.values()
+    }
+
+
+def save_rung(rung: Rung, folder: Path) -> None:
+    """Save ``rung`` under ``folder`` with a note of its class, so :func:`load_rung` can restore it."""
+    rung.save(folder)
+    cls = type(rung)
+    (folder / CLASS_FILE).write_text(json.dumps({"class": f"{cls.__module__}:{cls.__qualname__}"}))
+
+
+def load_rung(folder: Path) -> Rung:
+    """Restore a rung written by :func:`save_rung`. Its class is imported only from a registered rung's module, so
+    a stored file cannot make bench import anything else."""
+    try:
+        spec = json.loads((Path(folder) / CLASS_FILE).read_text(encoding="utf-8"))["class"]
+        module = spec.partition(":")[0]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnsafeArtifactError(
+            f"{folder}: unreadable {CLASS_FILE} ({type(exc).__name__}); refit with --force"
+        ) from None
+    if module not in rung_modules():
+        raise UnsafeArtifactError(f"{folder}: {CLASS_FILE} names {spec!r}, which is no registered rung's class")
+    cls = resolve(spec)
+    if not (isinstance(cls, type) and issubclass(cls, Rung)):
+        raise UnsafeArtifactError(f"{folder}: {spec} is not a Rung")
+    return cls.load(Path(folder))

@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Self
 
 from bench.data.spec import Split
 from bench.errors import NotApplicable
-from bench.rungs.protocol import Rung, load_rung, save_rung
+from bench.rungs.protocol import Rung
+from bench.rungs.registry import load_rung, save_rung
 
 STATE_FILE = "wrapper.json"
 

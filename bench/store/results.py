@@ -13,6 +13,9 @@ result.json schema (``schema_version`` 1):
   :class:`bench.evaluate.efficiency.Efficiency` (``params``, ``size_bytes``, ``fit_seconds`` are totals with the
   bases'; ``*_own`` the wrapper's alone)
 - ``fit_info`` (what fitting chose), ``environment`` (versions, CPU/GPU, git commit), ``created_at``
+- ``predictions_sha256`` and ``artifact_sha256``: content hashes of the predictions and the fitted artifact this
+  result belongs to. A file that does not match (a run interrupted between writing it and writing result.json, or
+  a file changed since) is never used: the result is not current and the rung is fitted again.
 
 predictions.npz: ``probs`` ``[N, C]`` float and ``labels`` (``[N]`` ints, or ``[N, C]`` 0/1) for the
 test split, columns in the dataset card's label order.
@@ -20,16 +23,25 @@ test split, columns in the dataset card's label order.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.errors import BenchError
+
+log = logging.getLogger("bench")
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
@@ -37,6 +49,49 @@ PREDICTIONS_FILE = "predictions.npz"
 ARTIFACT_DIR = "artifact"
 SEED_PREFIX = "seed-"
 FRESH_STATUSES = ("ok", "not_applicable")
+STATUSES = ("ok", "failed", "not_applicable")
+LOCK_FILE = ".bench.lock"
+_TEMP_PATTERNS = (".artifact.*", ".*.tmp")  # what an interrupted write leaves behind
+
+
+class StoreError(ValueError):
+    """A stored file that cannot be used (unreadable, truncated, or not the one its result names)."""
+
+
+class StoreBusy(BenchError):
+    """Another bench process holds the output folder."""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def artifact_digest(folder: Path) -> str:
+    """SHA-256 over a folder's files: their relative paths and contents, in sorted order."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(folder).as_posix()}\0{file_digest(path)}\n".encode())
+    return h.hexdigest()
+
+
+def valid_result(obj: Any) -> str | None:
+    """Why ``obj`` is not a usable result (None when it is): the fields every reader relies on."""
+    if not isinstance(obj, dict):
+        return f"not a JSON object ({type(obj).__name__})"
+    for key in ("dataset", "rung", "status"):
+        if not isinstance(obj.get(key), str):
+            return f"no {key!r}"
+    if obj["status"] not in STATUSES:
+        return f"unknown status {obj['status']!r}"
+    if obj["status"] == "ok":
+        for key in ("metrics", "efficiency"):
+            if not isinstance(obj.get(key), dict):
+                return f"no {key!r}"
+    if not isinstance(obj.get("config", {}), dict):
+        return "'config' is not an object"
+    return None
 
 
 def _atomic_write_bytes(path: Path, write: Any) -> None:
@@ -94,6 +149,7 @@ class ResultStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._warned: set[Path] = set()
 
     def rung_dir(self, dataset: str, rung: str, seed: int = 0) -> Path:
         """Where ``rung``'s result for ``seed`` lives: its seed folder, or an older flat folder holding that seed."""
@@ -105,14 +161,22 @@ class ResultStore:
                 return legacy
         return folder
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any] | None:
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The result stored at ``path``; None (with a warning, once) when it is missing, unreadable or malformed:
+        an unusable result counts as missing, so ``run`` computes it again."""
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError):
-            return None
+            found = json.loads(path.read_text(encoding="utf-8"))
+            why = valid_result(found)
+        except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            found, why = None, f"{type(exc).__name__}: {exc}"
+        if why is None:
+            return found
+        if path not in self._warned:
+            self._warned.add(path)
+            log.warning("%s: unusable result (%s); treated as missing, `run` computes it again", path, why)
+        return None
 
     def read(self, dataset: str, rung: str, seed: int = 0) -> dict[str, Any] | None:
         """The stored result of ``rung`` on ``dataset`` for ``seed``, or None."""
@@ -162,9 +226,54 @@ class ResultStore:
         return sorted(d.name for d in self.root.iterdir() if d.is_dir() and self.rungs(d.name))
 
     def is_current(self, dataset: str, rung: str, config_hash: str, seed: int = 0) -> bool:
-        """True when a finished (ok / not applicable) result with this config hash is stored for ``seed``."""
+        """True when a finished (ok / not applicable) result with this config hash is stored for ``seed``, with
+        the predictions it names and, where present, the artifact it names."""
         stored = self.read(dataset, rung, seed)
-        return bool(stored and stored.get("config_hash") == config_hash and stored.get("status") in FRESH_STATUSES)
+        if not (stored and stored.get("config_hash") == config_hash and stored.get("status") in FRESH_STATUSES):
+            return False
+        if stored["status"] != "ok":
+            return True
+        try:
+            self.load_predictions(dataset, rung, seed)
+        except StoreError as exc:
+            log.warning("%s/%s seed %d: %s; computing it again", dataset, rung, seed, exc)
+            return False
+        why = self.artifact_mismatch(stored) or self.bases_moved(stored)
+        if why:
+            log.warning("%s/%s seed %d: %s; fitting it again", dataset, rung, seed, why)
+            return False
+        return True
+
+    def bases_moved(self, result: dict[str, Any]) -> str | None:
+        """Why a wrapper's result no longer belongs to its bases' stored results (None: it does): a base it was
+        built on from the store has been fitted again since, so the table would pair the wrapper with other
+        weights than it calibrated."""
+        for base, digest in (result.get("base_artifacts") or {}).items():
+            now = self.read(result["dataset"], base, seed_of(result))
+            if digest is not None and (now or {}).get("artifact_sha256") != digest:
+                return f"its base {base} has been fitted again since it was built"
+        return None
+
+    def artifact_mismatch(self, result: dict[str, Any]) -> str | None:
+        """Why the stored artifact is not the one ``result`` was computed with (None: it is, or there is none, or
+        the result predates artifact hashes)."""
+        folder = self.rung_dir(result["dataset"], result["rung"], seed_of(result)) / ARTIFACT_DIR
+        expected = result.get("artifact_sha256")
+        if not folder.is_dir() or expected is None:
+            return None
+        if artifact_digest(folder) != expected:
+            return "its stored artifact is not the one its result names (an interrupted run, or a file changed since)"
+        return None
+
+    def clean(self, dataset: str) -> int:
+        """Remove what killed writes left under ``dataset`` (temporary artifact folders and files; only safe while
+        holding :meth:`locked`); the number removed."""
+        removed = 0
+        for pattern in _TEMP_PATTERNS:
+            for stale in (self.root / dataset).glob(f"*/*/{pattern}"):
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def migrate(self, dataset: str) -> list[str]:
         """Move results stored flat in ``<rung>/`` (older versions) into ``<rung>/seed-<k>/``; the rungs moved."""
@@ -187,10 +296,13 @@ class ResultStore:
         result.json, so a result file never points at missing or stale predictions."""
         folder = self.root / result["dataset"] / result["rung"] / f"{SEED_PREFIX}{seed_of(result)}"
         preds = folder / PREDICTIONS_FILE
+        result = {k: v for k, v in result.items() if k != "predictions_sha256"}
         if probs is not None and labels is not None:
-            _atomic_write_bytes(
-                preds, lambda fh: np.savez_compressed(fh, probs=probs.astype(np.float64), labels=labels)
-            )
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, probs=probs.astype(np.float64), labels=labels)
+            data = buffer.getvalue()
+            result["predictions_sha256"] = hashlib.sha256(data).hexdigest()
+            _atomic_write_bytes(preds, lambda fh: fh.write(data))
         payload = {"schema_version": SCHEMA_VERSION, **result}
         _atomic_write_bytes(folder / RESULT_FILE, lambda fh: fh.write(to_json(payload).encode("utf-8")))
         if probs is None:
@@ -205,9 +317,25 @@ class ResultStore:
         return folder
 
     def load_predictions(self, dataset: str, rung: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``(probs, labels)`` stored for ``rung`` on ``dataset`` with ``seed``."""
-        with np.load(self.rung_dir(dataset, rung, seed) / PREDICTIONS_FILE) as data:
-            return data["probs"], data["labels"]
+        """``(probs, labels)`` stored for ``rung`` on ``dataset`` with ``seed``; :class:`StoreError` when they are
+        missing, unreadable, malformed or not the ones the stored result names."""
+        folder = self.rung_dir(dataset, rung, seed)
+        path = folder / PREDICTIONS_FILE
+        result = self.read(dataset, rung, seed) or {}
+        try:
+            expected = result.get("predictions_sha256")
+            if expected is not None and file_digest(path) != expected:
+                raise StoreError(f"{path}: not the predictions its result.json names")
+            with np.load(path, allow_pickle=False) as data:
+                probs, labels = np.asarray(data["probs"]), np.asarray(data["labels"])
+        except StoreError:
+            raise
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise StoreError(f"{path}: unreadable predictions ({type(exc).__name__}: {exc})") from None
+        n_classes = len((result.get("data") or {}).get("labels") or []) or None
+        if probs.ndim != 2 or len(labels) != len(probs) or (n_classes and probs.shape[1] != n_classes):
+            raise StoreError(f"{path}: predictions of shape {probs.shape} with {len(labels)} labels do not fit")
+        return probs, labels
 
     @contextmanager
     def artifact_dir(self, dataset: str, rung: str, seed: int = 0) -> Iterator[Path]:
@@ -223,3 +351,43 @@ class ResultStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """Hold the output folder for one bench process (a lock file; released when the process ends, even when
+        killed). A second process gets :class:`StoreBusy`, naming the holder. Re-entrant within a process."""
+        key = self.root.resolve()
+        if key in _HELD:
+            yield
+            return
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = (self.root / LOCK_FILE).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.readline().strip() or "another process"
+            fh.close()
+            raise StoreBusy(
+                f"{self.root} is in use by another bench process ({holder}); wait for it, or use another --output"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, `{command}` since {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        fh.flush()
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+_HELD: set[Path] = set()  # output folders this process holds
