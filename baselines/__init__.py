@@ -3,7 +3,27 @@
 Importing this package declares them in the registry; their modules (scikit-learn, lexicons) load on first use.
 """
 
+from typing import Any
+
+from bench.errors import BenchError
 from bench.rungs.registry import Capabilities, PlotStyle, register_rung
+
+
+def check_tfidf_options(options: dict[str, Any]) -> None:
+    """What ``tfidf_lr``'s options must be beyond their types (checked against the defaults by the registry)."""
+    for key in ("word_ngrams", "char_ngrams"):
+        value = options.get(key)
+        if value is not None and not (
+            len(value) == 2 and all(isinstance(n, int) for n in value) and 1 <= value[0] <= value[1]
+        ):
+            raise BenchError(f"--option tfidf_lr.{key}: expects [min, max] with 1 <= min <= max, not {value!r}")
+    for key in ("min_df", "max_iter", "max_features", "char_max_chars"):
+        value = options.get(key)
+        if value is not None and value < 1:
+            raise BenchError(f"--option tfidf_lr.{key}: must be at least 1, not {value!r}")
+    if options.get("pair_features", "combined") not in ("joined", "combined"):
+        raise BenchError(f"--option tfidf_lr.pair_features: 'joined' or 'combined', not {options['pair_features']!r}")
+
 
 CHANCE = PlotStyle("#9e9e9e")
 for _name, _strategy, _seeded, _description in (
@@ -37,4 +57,5 @@ register_rung(
     family="linear",
     description="Word 1-2 + char 2-5 n-gram TF-IDF with logistic regression; C chosen on validation.",
     style=PlotStyle("#1f77b4"),
+    check=check_tfidf_options,
 )

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,10 +16,60 @@ from bench.errors import BenchError, UnknownNameError
 
 DEFAULT_DATASET = "sst2"
 DEFAULT_OUTPUT = "results"
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+MAX_ECE_BINS = 10_000
+MIN_FREE_BYTES = 16 * 2**20  # --output's disk must have this much room before anything runs
 
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _names(value: str, flag: str) -> list[str]:
+    """A comma-separated list given to ``flag``, each item non-empty (``a,,b`` and ``''`` are refused)."""
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise BenchError(f"{flag} {value!r}: an empty item in the list")
+    return items
+
+
+def _check_seed(seed: int, flag: str = "--seed") -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise BenchError(f"{flag} {seed}: a seed is an integer from 0 to 2**32 - 1")
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Settings ``run`` and ``sweep-mc`` share, checked before anything is loaded or written: ECE bins, device
+    spelling and the output folder."""
+    if not 1 <= args.ece_bins <= MAX_ECE_BINS:
+        raise BenchError(f"--ece-bins {args.ece_bins}: use 1 to {MAX_ECE_BINS:,} bins")
+    if args.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", args.device):
+        raise BenchError(f"unknown device {args.device!r}; use cpu, cuda, cuda:N or auto")
+    _check_output(args.output)
+
+
+def _check_output(output: str) -> None:
+    """``--output`` is a folder, or can be made one: its nearest existing folder takes a file and has room."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(output or ".")
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"--output {output!r} is a file, not a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BenchError(f"--output {output!r}: {str(probe)!r} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--output {output!r}: cannot write in {str(probe)!r} ({exc.strerror or exc})") from None
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:
+        raise BenchError(f"--output {output!r}: its disk has {free / 2**20:.1f} MiB free; make room first")
 
 
 def _expand_rungs(patterns: list[str]) -> list[str]:
@@ -71,17 +122,22 @@ def _parse_options(items: list[str]) -> dict[str, dict]:
         get_rung(rung)
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            if value.strip()[:1] in ("[", "{", '"'):  # meant as JSON: a broken list, object or string
+                raise BenchError(f"--option {item!r}: {value!r} is not valid JSON ({exc.msg})") from None
             parsed = value
+        if key in out.get(rung, {}):
+            raise BenchError(f"--option {rung}.{key} is given twice")
         out.setdefault(rung, {})[key] = parsed
     return out
 
 
 def _load_datasets(args: argparse.Namespace) -> list:
+    """The datasets of ``--data`` (repeatable) or ``--datasets``; two with one name would share an output folder."""
     from bench.data import Columns, load_dataset
 
     if args.data:
-        if args.datasets:
+        if args.datasets is not None:
             raise BenchError("use --data PATH or --datasets NAMES, not both")
         named = (args.text_column, args.text_pair_column, args.label_column)
         # a folder's dataset.json names its own fields; column flags override it only when given
@@ -90,9 +146,26 @@ def _load_datasets(args: argparse.Namespace) -> list:
             if named == (None, None, None)
             else Columns(args.text_column or "text", args.text_pair_column, args.label_column or "label")
         )
-        return [load_dataset(path=args.data, columns=columns)]
-    names = _csv(args.datasets) if args.datasets else [DEFAULT_DATASET]
-    return [load_dataset(name, data_dir=args.data_dir) for name in names]
+        datasets = [load_dataset(path=path, columns=columns) for path in dict.fromkeys(args.data)]
+    else:
+        flags = {"--text-column": args.text_column, "--text-pair-column": args.text_pair_column}
+        given = [flag for flag, v in {**flags, "--label-column": args.label_column}.items() if v is not None]
+        if given:
+            raise BenchError(f"{given[0]} applies to --data only (a named dataset's card names its fields)")
+        names = _names(args.datasets, "--datasets") if args.datasets is not None else [DEFAULT_DATASET]
+        datasets = [load_dataset(name, data_dir=args.data_dir) for name in dict.fromkeys(names)]
+    first: dict[str, str] = {}
+    unique = []
+    for d in datasets:
+        other = first.setdefault(d.name, d.source)
+        if other != d.source:
+            raise BenchError(
+                f"{other} and {d.source} are both named {d.name!r}: their results would share one output folder "
+                "(rename a file, or set a card's name)"
+            )
+        if all(u.source != d.source for u in unique):  # one file given twice (./x.csv and x.csv) runs once
+            unique.append(d)
+    return unique
 
 
 def _check_options(settings) -> None:
@@ -135,21 +208,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.all == bool(args.models):
         raise BenchError("choose the rungs: --all, or --models a,b (wildcards allowed)")
     # Everything is validated before the first rung runs, so bad input never touches stored results.
-    rungs = list_rungs() if args.all else _expand_rungs(_csv(args.models))
+    rungs = list_rungs() if args.all else _expand_rungs(_names(args.models, "--models"))
     profile = get_profile(args.profile)
-    if args.ece_bins < 1:
-        raise BenchError("--ece-bins must be at least 1")
+    _check_settings(args)
     options = _parse_options(args.option)
-    if args.seed is not None and args.seeds:
+    if args.seed is not None and args.seeds is not None:
         raise BenchError("use --seed N or --seeds A,B, not both")
     try:
         seeds = (
-            [args.seed] if args.seed is not None else [int(v) for v in _csv(args.seeds or "")] or list(profile.seeds)
+            [args.seed]
+            if args.seed is not None
+            else [int(v) for v in _names(args.seeds, "--seeds")]
+            if args.seeds is not None
+            else list(profile.seeds)
         )
     except ValueError:
         raise BenchError(f"--seeds takes comma-separated integers, e.g. 0,1,2, not {args.seeds!r}") from None
-    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise BenchError("--seeds must be distinct non-negative integers")
+    if len(set(seeds)) != len(seeds):
+        raise BenchError("--seeds must be distinct")
+    for seed in seeds:
+        _check_seed(seed, "--seed" if args.seed is not None else "--seeds:")
     settings = RunSettings(
         profile=profile,
         seed=seeds[0],
@@ -183,17 +261,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.store.results import ResultStore
 
     store = ResultStore(args.output)
-    for name in _stored_datasets(store, args.datasets):
-        if args.no_html:
-            paths = write_leaderboard(store, name)
-            if paths is None:
-                raise BenchError(f"no readable result.json under {store.root / name}")
-        else:  # the report writes the leaderboard it shows
-            print(f"wrote {write_report(store, name, data_dir=args.data_dir)}")
-        folder = store.root / name
-        print(f"wrote {folder / MD_FILE} and {folder / CSV_FILE}")
-    if not args.no_html:
-        print(f"wrote {write_index(store)}")
+    names = _stored_datasets(store, args.datasets)
+    with store.locked("bench report"):
+        for name in names:
+            if args.no_html:
+                paths = write_leaderboard(store, name)
+                if paths is None:
+                    raise BenchError(f"no readable result.json under {store.root / name}")
+            else:  # the report writes the leaderboard it shows
+                print(f"wrote {write_report(store, name, data_dir=args.data_dir)}")
+            folder = store.root / name
+            print(f"wrote {folder / MD_FILE} and {folder / CSV_FILE}")
+        if not args.no_html:
+            print(f"wrote {write_index(store)}")
     return 0
 
 
@@ -377,8 +457,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     store = ResultStore(args.output)
     names = _stored_datasets(store, args.datasets)
-    rows = [row for name in names for row in rescore(store, name)]
-    _write_leaderboards(args.output, names)
+    with store.locked("bench rescore"):
+        rows = [row for name in names for row in rescore(store, name)]
+        _write_leaderboards(args.output, names)
     print(
         tabulate(
             [
@@ -410,9 +491,14 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
     from bench.store.results import ResultStore
 
     try:
-        iterations = [int(v) for v in _csv(args.iterations)]
+        iterations = [int(v) for v in _names(args.iterations, "--iterations")]
     except ValueError:
         raise BenchError(f"--iterations must be comma-separated integers, not {args.iterations!r}") from None
+    if min(iterations) < 1 or args.repeats < 1:
+        raise BenchError("--iterations and --repeats must be at least 1")
+    _check_seed(args.seed)
+    get_profile(args.profile)
+    _check_settings(args)
     options = _parse_options(args.option)
     settings = RunSettings(
         profile=get_profile(args.profile),
@@ -424,8 +510,9 @@ def cmd_sweep_mc(args: argparse.Namespace) -> int:
     _check_options(settings)
     dataset = apply_profile(load_dataset(args.dataset, data_dir=args.data_dir), settings.profile)
     store = ResultStore(args.output)
-    result = sweep_mc(dataset, settings, store, iterations, args.repeats, args.rung)
-    paths = write_sweep(result, store.root / dataset.name)
+    with store.locked("bench sweep-mc"):
+        result = sweep_mc(dataset, settings, store, iterations, args.repeats, args.rung)
+        paths = write_sweep(result, store.root / dataset.name)
     print(paths[1].read_text(encoding="utf-8"))
     print(f"wrote {paths[0]} and {paths[1]}")
     return 0
@@ -487,7 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--data-dir", metavar="DIR", help="folder of prepared datasets (default: $BENCH_DATA_DIR, else ./data)"
     )
-    data.add_argument("--data", metavar="PATH", help="bring your own: a CSV or JSONL file, or a folder in our layout")
+    data.add_argument(
+        "--data",
+        action="append",
+        metavar="PATH",
+        help="bring your own: a CSV or JSONL file, or a folder in our layout (repeatable)",
+    )
     data.add_argument(
         "--text-column", default=None, help="text column of --data (default: text, or the folder's dataset.json)"
     )
@@ -628,15 +720,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LevelFormatter(logging.Formatter):
+    """Log lines as ``warning: …`` / ``error: …`` (the level in lower case, then the message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one ``bench: error:`` line and exit 2."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.func(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the environment, e.g. a disk that filled up while writing results
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"bench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

@@ -6,12 +6,15 @@ declared with that rung's registration (``profiles=``), not here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from bench.data.spec import Dataset
-from bench.data.splits import subsample
+from bench.data.splits import cap_split
 from bench.errors import UnknownNameError
+
+log = logging.getLogger("bench")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,20 @@ def get_profile(name: str) -> Profile:
 
 
 def apply_profile(dataset: Dataset, profile: Profile) -> Dataset:
-    """The dataset with train/validation (and, in ``quick``, test) capped by the profile."""
+    """The dataset with train/validation (and, in ``quick``, test) capped by the profile. A cap that cannot be drawn
+    stratified (fewer rows on a side than classes) or leaves a class without a row is logged as a warning and kept
+    in the dataset's notes."""
     caps = {"train": profile.max_train, "validation": profile.max_validation, "test": profile.max_test}
-    splits = {name: subsample(split, caps[name]) for name, split in dataset.splits.items()}
-    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, dataset.notes)
+    splits, notes = {}, list(dataset.notes)
+    for name, split in dataset.splits.items():
+        splits[name], note, lost = cap_split(split, caps[name])
+        if note:
+            log.info("%s: profile %s: %s", dataset.name, profile.name, note)
+            notes.append(f"profile {profile.name}: {note}")
+        if lost:
+            warning = (
+                f"profile {profile.name}: the {name} cap ({caps[name]} rows) leaves {lost} class(es) without a row"
+            )
+            log.warning("%s: %s", dataset.name, warning)
+            notes.append(f"warning: {warning}")
+    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, tuple(notes))

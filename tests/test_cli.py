@@ -175,3 +175,16 @@ def test_module_entry_point_help():
         "--data",
     ):
         assert flag in proc.stdout
+
+
+def test_data_is_repeatable(tmp_path):
+    paths = []
+    for name, offset in (("first", 0), ("second", 100)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(
+            "".join(json.dumps({"text": f"t {i + offset}", "label": "ab"[i % 2]}) + "\n" for i in range(30))
+        )
+        paths += ["--data", str(path)]
+    assert main(["run", "--models", "majority", *paths, "--profile", "quick", "--output", str(tmp_path / "o")]) == 0
+    for name in ("first", "second"):
+        assert (tmp_path / "o" / name / "majority" / "seed-0" / "result.json").is_file()

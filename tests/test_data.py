@@ -176,3 +176,41 @@ def test_invalid_json_line(tmp_path):
         fh.write("{not json\n")
     with pytest.raises(DataError, match=r"train.jsonl:6: invalid JSON"):
         load_dataset("bad", data_dir=root)
+
+
+def test_labels_are_stripped_and_spelling_variants_refused(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": f"t {i}", "label": ["pos", "pos ", " neg"][i % 3]}) + "\n" for i in range(30))
+    )
+    ds = load_dataset(path=path)
+    assert ds.spec.labels == ("neg", "pos") and any("whitespace" in n for n in ds.notes)
+    path.write_text("".join(json.dumps({"text": f"t {i}", "label": ["1", "0", "1.0"][i % 3]}) + "\n" for i in range(9)))
+    with pytest.raises(DataError, match=r"'1' \(.*x.jsonl:1\) and '1.0' \(.*x.jsonl:3\) differ only in number format"):
+        load_dataset(path=path)
+
+
+def test_split_warnings_name_missing_classes_repeats_and_test_only_labels(tmp_path):
+    card = {**CARD, "labels": ["negative", "neutral", "positive"]}
+    test = sentiment_rows(4, 50) + sentiment_rows(2) + [{"text": "so so", "label": "neutral"}]
+    ds = load_dataset(
+        "bad", data_dir=_bad(tmp_path, sentiment_rows(20), card=card) and _bad(tmp_path, test, card, "test")
+    )
+    warnings = [n for n in ds.notes if n.startswith("warning: ")]
+    assert any("train split: 1 of 3" in w and "'neutral'" in w for w in warnings)
+    assert any("only in the test split" in w for w in warnings)
+    assert any("2 of 7 test row(s) repeat" in w for w in warnings)
+
+
+def test_a_cap_with_fewer_rows_left_over_than_classes_keeps_every_class():
+    from bench.data.spec import Split, TaskSpec
+    from bench.data.splits import cap_split
+
+    spec = TaskSpec("many", "single-label", tuple(f"c{i}" for i in range(151)))
+    y = np.arange(3100) % 151
+    split = Split("validation", spec, tuple(f"t{i}" for i in range(3100)), y)
+    capped, note, lost = cap_split(split, 3000)
+    assert len(capped) == 3000 and lost == 0 and np.count_nonzero(capped.class_counts()) == 151
+    assert "proportional sample" in note
+    small, _, lost = cap_split(split, 100)  # fewer rows than classes: no crash, and it says how many lost all
+    assert len(small) == 100 and lost == 51

@@ -101,8 +101,8 @@ def test_single_label_scores_match_sklearn_and_definitions(pred):
     scores = single_label_scores(probs, y, tuple(f"c{i}" for i in range(c)), bins)
     pred_cls = probs.argmax(1)
     assert scores["accuracy"] == pytest.approx(np.mean(pred_cls == y), abs=TOL)
-    for avg in ("macro", "weighted"):
-        ref = f1_score(y, pred_cls, labels=list(range(c)), average=avg, zero_division=0)
+    for avg, labels in (("macro", np.unique(y).tolist()), ("weighted", list(range(c)))):
+        ref = f1_score(y, pred_cls, labels=labels, average=avg, zero_division=0)  # macro: the classes in y
         assert scores[f"f1_{avg}"] == pytest.approx(ref, abs=TOL)
     onehot = np.eye(c)[y]
     brier_ref = np.mean(np.sum((probs - onehot) ** 2, axis=1)) / (2 if c == 2 else 1)
@@ -125,8 +125,10 @@ def test_multi_label_scores_match_sklearn(n, labels, data):
     pred = (probs >= 0.5).astype(int)
     assert scores["accuracy"] == pytest.approx(np.mean(np.all(pred == y, axis=1)), abs=TOL)
     assert scores["hamming_loss"] == pytest.approx(hamming_loss(y, pred), abs=TOL)
+    present = np.flatnonzero(y.sum(0)).tolist() or list(range(labels))  # macro: the labels with a positive
     for avg in ("micro", "macro", "weighted"):
-        assert scores[f"f1_{avg}"] == pytest.approx(f1_score(y, pred, average=avg, zero_division=0), abs=TOL)
+        ref = f1_score(y, pred, labels=present if avg == "macro" else None, average=avg, zero_division=0)
+        assert scores[f"f1_{avg}"] == pytest.approx(ref, abs=TOL)
     assert scores["brier"] == pytest.approx(np.mean((probs - y) ** 2), abs=TOL)
     per_label_ece = []
     for j in range(labels):
@@ -145,3 +147,13 @@ def test_known_values():
     spec = TaskSpec("t", "single-label", ("a", "b"))
     perfect = compute_scores(spec, np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
     assert perfect["accuracy"] == 1.0 and perfect["ece"] == 0.0 and perfect["brier"] == 0.0
+
+
+def test_macro_f1_averages_over_the_classes_present_in_test():
+    # a perfect classifier on a card that lists a label the test split never uses
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
+    scores = single_label_scores(probs, np.array([0, 1, 1]), ("a", "b", "unused"))
+    assert scores["accuracy"] == 1.0 and scores["f1_macro"] == 1.0  # not 2/3
+    assert scores["per_class"]["unused"]["support"] == 0
+    tags = multi_label_scores(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([[1, 0], [1, 0]]), ("x", "never"))
+    assert tags["f1_macro"] == 1.0 and tags["per_class"]["never"]["support"] == 0

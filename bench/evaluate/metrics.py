@@ -5,6 +5,11 @@ tasks, the decision thresholds) returning a value or a dict of values, registere
 together with its direction (higher or lower is better), the task types it applies to and its leaderboard
 column(s). :func:`compute_scores` runs every applicable metric; ``bench rescore`` re-runs them over stored
 ``predictions.npz`` without refitting anything. Bump :data:`METRICS_VERSION` when a metric changes.
+
+Macro averages (precision, recall, F1) are over the classes present in the test labels (multi-label: labels with a
+positive), scikit-learn's ``labels=`` of those, the same set for every bootstrap resample: a class the card lists
+but the test split lacks has no F1 to average (counting it as 0 would understate every rung alike). ``per_class``
+shows such classes with support 0, and the dataset's notes warn of them.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from bench.evaluate.calibration import (
 )
 from bench.evaluate.thresholds import Thresholds
 
-# 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals
-METRICS_VERSION = 3
+# 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals;
+# 4: macro averages over the classes present in test
+METRICS_VERSION = 4
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
 Direction = Literal["max", "min"] | None
@@ -254,24 +260,28 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros(a.shape), where=b != 0)
 
 
-def _decision_scores(totals: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Every decision score from summed :meth:`Predictions.count_stats` ``[..., 3C + 2]``."""
+def _decision_scores(totals: np.ndarray, p: Predictions) -> dict[str, np.ndarray]:
+    """Every decision score from summed :meth:`Predictions.count_stats` ``[..., 3C + 2]`` of ``p.n`` examples
+    (macro averages over the classes present in ``p``'s labels, the same for each resample of them)."""
+    n = p.n
     c = (totals.shape[-1] - 2) // 3
     support, decided, both = totals[..., :c], totals[..., c : 2 * c], totals[..., 2 * c : 3 * c]
     out = {"accuracy": totals[..., 3 * c] / n, "hamming_loss": totals[..., 3 * c + 1] / (n * c)}
     per = {"precision": _div(both, decided), "recall": _div(both, support), "f1": _div(2 * both, support + decided)}
+    present = np.zeros(c, dtype=bool)
+    present[present_classes(p.y, c)] = True
     weight = support.sum(axis=-1)
     tp, dec, sup = both.sum(axis=-1), decided.sum(axis=-1), support.sum(axis=-1)
     micro = {"precision": _div(tp, dec), "recall": _div(tp, sup), "f1": _div(2 * tp, dec + sup)}
     for name, values in per.items():
-        out[f"{name}_macro"] = values.mean(axis=-1)
+        out[f"{name}_macro"] = (values * present).sum(axis=-1) / present.sum(axis=-1)
         out[f"{name}_weighted"] = _div((values * support).sum(axis=-1), weight)
         out[f"{name}_micro"] = micro[name]
     return out
 
 
 def _reduce_decision(key: str, rule: str = "global") -> Callable[[np.ndarray, Predictions], np.ndarray]:
-    return lambda totals, p: _decision_scores(totals, p.n)[key]
+    return lambda totals, p: _decision_scores(totals, p)[key]
 
 
 def _calibration_reduce(norm: str) -> Callable[[np.ndarray, Predictions], np.ndarray]:
@@ -297,11 +307,20 @@ def _mean_reduce(totals: np.ndarray, p: Predictions) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ the metrics
 
 
+def present_classes(y: np.ndarray, n_classes: int) -> list[int]:
+    """The classes macro averages run over: those in the labels ``y`` (multi-label: with a positive), else all."""
+    present = np.flatnonzero(y.sum(axis=0) if y.ndim == 2 else np.bincount(y, minlength=n_classes)).tolist()
+    return present or list(range(n_classes))
+
+
 def decision_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Subset accuracy, Hamming loss and micro/macro/weighted P/R/F1 of 0/1 multi-label decisions."""
+    """Subset accuracy, Hamming loss and micro/macro/weighted P/R/F1 of 0/1 multi-label decisions (macro: over the
+    labels with a positive in ``y``)."""
     out = {"accuracy": float(accuracy_score(y, pred)), "hamming_loss": float(hamming_loss(y, pred))}
+    present = present_classes(y, y.shape[1])
     for avg in ("micro", "macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y, pred, average=avg, zero_division=0)
+        labels = present if avg == "macro" else None
+        p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, average=avg, zero_division=0)
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(p), float(r), float(f)
     return out
 
@@ -310,7 +329,8 @@ def _f1(average: str) -> Callable[[Predictions], float]:
     def compute(p: Predictions) -> float:
         if p.spec.multilabel:
             return p.decisions["global"][f"f1_{average}"]
-        return float(f1_score(p.y, p.pred, labels=list(range(len(p.labels))), average=average, zero_division=0))
+        labels = present_classes(p.y, len(p.labels)) if average == "macro" else list(range(len(p.labels)))
+        return float(f1_score(p.y, p.pred, labels=labels, average=average, zero_division=0))
 
     return compute
 
@@ -377,7 +397,7 @@ def _rule_scores(totals: np.ndarray, p: Predictions) -> dict[str, np.ndarray]:
     """``{"rule.score": values}`` for every decision rule, from summed :func:`_rule_counts`."""
     out = {}
     for rule, block in zip(RULES, np.split(totals, len(RULES), axis=-1)):
-        out.update({f"{rule}.{key}": values for key, values in _decision_scores(block, p.n).items()})
+        out.update({f"{rule}.{key}": values for key, values in _decision_scores(block, p).items()})
     return out
 
 
