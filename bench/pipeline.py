@@ -3,6 +3,7 @@ write the reports from the store."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from bench.report.leaderboard import MD_FILE, write_leaderboard
 from bench.rungs.protocol import under_trained
 from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
+
+log = logging.getLogger("bench")
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -81,6 +84,20 @@ def run(
         for d in datasets:
             store.migrate(d.name)  # results of older versions into their seed's folder
             store.clean(d.name)  # what a killed run left half-written
+            other = {
+                str((r.get("data") or {}).get("source"))
+                for runs in store.seed_results(d.name).values()
+                for r in runs
+                if r.get("dataset_fingerprint") != d.fingerprint
+            }
+            if other:
+                log.warning(
+                    "%s: %s holds results computed on other data (%s); the leaderboard shows only those on the "
+                    "data of this run; keep each dataset in its own --output",
+                    d.name,
+                    store.root / d.name,
+                    ", ".join(sorted(other)),
+                )
         try:
             with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
                 for dataset, seed, rung in bar:

@@ -414,3 +414,23 @@ def test_artifacts_hold_no_pickles(reference):
     names = {p.suffix for p in (ref / DATASET).rglob("artifact/**/*") if p.is_file()}
     assert names <= {".skops", ".json", ".safetensors", ".txt"}, names
     assert np.all([not p.name.endswith(".pkl") for p in ref.rglob("*")])
+
+
+def test_two_datasets_under_one_name_never_share_a_table(tmp_path, caplog):
+    """Two files named x.jsonl run one after the other into one output: the table shows only the newer data's
+    rungs and says what it left out; the run warns."""
+    from conftest import sentiment_rows
+
+    out = tmp_path / "out"
+    for folder, n, rungs in (("a", 40, "majority,tfidf_lr"), ("b", 60, "tfidf_lr")):
+        path = tmp_path / folder / "x.jsonl"
+        path.parent.mkdir()
+        path.write_text("".join(json.dumps(r) + "\n" for r in sentiment_rows(n)))
+        argv = ["run", "--models", rungs, "--data", str(path), "--profile", "quick", "--output", str(out)]
+        assert main([*argv, "--no-html"]) == 0
+    assert "holds results computed on other data" in caplog.text and str(tmp_path / "a" / "x.jsonl") in caplog.text
+    board = (out / "x" / "leaderboard.md").read_text()
+    table = [line for line in board.splitlines() if line.startswith("| ")]
+    assert any(line.startswith("| tfidf_lr ") for line in table)
+    assert not any(line.startswith("| majority ") for line in table)
+    assert "left out: majority seed 0, computed on other data" in board

@@ -471,9 +471,32 @@ class Leaderboard:
     checks: list[str]
 
 
+def newest_data(
+    seeds: dict[str, list[dict[str, Any]]],
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The results computed on the newest data (the dataset fingerprint of the most recent result), and a line
+    for each left out: one table never mixes versions of a dataset, or two datasets stored under one name."""
+    stored = [r for runs in seeds.values() for r in runs]
+    if not stored:
+        return seeds, []
+    newest = max(stored, key=lambda r: str(r.get("created_at") or ""))
+    fingerprint = newest.get("dataset_fingerprint")
+    kept = {rung: [r for r in runs if r.get("dataset_fingerprint") == fingerprint] for rung, runs in seeds.items()}
+    left = [
+        f"left out: {r['rung']} seed {seed_of(r)}, computed on other data (fingerprint "
+        f"{r.get('dataset_fingerprint')}, {(r.get('data') or {}).get('source')}) than the newest results "
+        f"({fingerprint}, {(newest.get('data') or {}).get('source')}); run it again, or keep each dataset in its own "
+        "--output"
+        for r in stored
+        if r.get("dataset_fingerprint") != fingerprint
+    ]
+    return {rung: runs for rung, runs in kept.items() if runs}, left
+
+
 def build(store: ResultStore, dataset: str) -> Leaderboard | None:
-    """The leaderboard of ``dataset`` from its stored results and predictions; None if nothing is stored."""
-    seeds = store.seed_results(dataset)
+    """The leaderboard of ``dataset`` from its stored results (those on its newest data) and predictions; None if
+    nothing is stored."""
+    seeds, left_out = newest_data(store.seed_results(dataset))
     results = [runs[0] for runs in seeds.values() if runs]  # each rung's lowest seed, as store.results gives
     if not results:
         return None
@@ -482,9 +505,8 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     frame = leaderboard_frame(results, comparison, seeds)
     steps = with_ratios(steps_frame(comparison), results)
     notes = footnotes(results, comparison, frame)
-    return Leaderboard(
-        dataset, results, predictions, comparison, frame, steps, notes, sanity_checks(results, comparison)
-    )
+    checks = [*left_out, *sanity_checks(results, comparison)]
+    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks)
 
 
 def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
