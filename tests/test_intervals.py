@@ -223,3 +223,16 @@ def test_intervals_are_seeded_and_paired():
     counts_b = np.vstack(list(Bootstrap(resamples=10).counts(200)))
     assert np.array_equal(counts_a, counts_b) and (counts_a.sum(axis=1) == 200).all()
     assert intervals.RESAMPLES >= 1000
+
+
+def test_a_perfect_rung_keeps_a_perfect_macro_f1_interval_when_resamples_miss_a_class():
+    """Macro averages run over the classes each resample drew, as over those the test split has: a rare class
+    missing from a resample is not scored 0 there, so an error-free rung's interval is [1, 1], not above or below."""
+    spec = TaskSpec("rare", "single-label", ("a", "b", "c"))
+    y = np.array([0] * 12 + [1] * 12 + [2])  # about a third of resamples draw no 'c'
+    probs = np.full((len(y), 3), 0.05) + 0.85 * np.eye(3)[y]
+    p = Predictions(spec, probs, y, 15)
+    scores = compute_scores(spec, probs, y, 15)
+    assert scores["f1_macro"] == 1.0
+    low, high = confidence_intervals(p, scores)["f1_macro"]
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.0)

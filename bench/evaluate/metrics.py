@@ -7,9 +7,9 @@ column(s). :func:`compute_scores` runs every applicable metric; ``bench rescore`
 ``predictions.npz`` without refitting anything. Bump :data:`METRICS_VERSION` when a metric changes.
 
 Macro averages (precision, recall, F1) are over the classes present in the test labels (multi-label: labels with a
-positive), scikit-learn's ``labels=`` of those, the same set for every bootstrap resample: a class the card lists
-but the test split lacks has no F1 to average (counting it as 0 would understate every rung alike). ``per_class``
-shows such classes with support 0, and the dataset's notes warn of them.
+positive), scikit-learn's ``labels=`` of those, and likewise in each bootstrap resample over the classes it drew: a
+class the card lists but the test split lacks has no F1 to average (counting it as 0 would understate every rung
+alike). ``per_class`` shows such classes with support 0, and the dataset's notes warn of them.
 """
 
 from __future__ import annotations
@@ -262,14 +262,14 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _decision_scores(totals: np.ndarray, p: Predictions) -> dict[str, np.ndarray]:
     """Every decision score from summed :meth:`Predictions.count_stats` ``[..., 3C + 2]`` of ``p.n`` examples
-    (macro averages over the classes present in ``p``'s labels, the same for each resample of them)."""
+    (macro averages over the classes present in each resample's labels, as on the test split itself)."""
     n = p.n
     c = (totals.shape[-1] - 2) // 3
     support, decided, both = totals[..., :c], totals[..., c : 2 * c], totals[..., 2 * c : 3 * c]
     out = {"accuracy": totals[..., 3 * c] / n, "hamming_loss": totals[..., 3 * c + 1] / (n * c)}
     per = {"precision": _div(both, decided), "recall": _div(both, support), "f1": _div(2 * both, support + decided)}
-    present = np.zeros(c, dtype=bool)
-    present[present_classes(p.y, c)] = True
+    present = support > 0  # per resample: sklearn's convention on the examples drawn (none present: all)
+    present = np.where(present.any(axis=-1, keepdims=True), present, True)
     weight = support.sum(axis=-1)
     tp, dec, sup = both.sum(axis=-1), decided.sum(axis=-1), support.sum(axis=-1)
     micro = {"precision": _div(tp, dec), "recall": _div(tp, sup), "f1": _div(2 * tp, dec + sup)}
