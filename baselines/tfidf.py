@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -16,6 +18,7 @@ from bench.data import Input, Split
 from bench.rungs.protocol import Rung
 
 PAIR_SEPARATOR = " ||| "
+VOCABULARY_FILE = "vocabulary.json"
 PairFeatures = Literal["joined", "combined"]
 
 
@@ -133,3 +136,26 @@ class TfidfLogisticRegression(Rung):
     def fit_info(self) -> dict[str, Any]:
         info = {"C": self.c_, "n_features": self.n_features_, "grid": self.grid_}
         return {**info, "pair_features": self.pair_features} if self.spec.pair else info
+
+    # skops writes a dict one node per entry, in time that grows with its square (measured on sst2's 111k n-grams:
+    # 196 s and 109 MB, against 0.06 s and 1.3 MB as a JSON list), so the vocabularies are saved beside it as JSON.
+    def save(self, folder: Path) -> None:
+        vectorizers = [v for _, v in self.vectorizer_.transformer_list]
+        vocabularies = [v.vocabulary_ for v in vectorizers]
+        try:
+            for v in vectorizers:
+                v.vocabulary_ = None
+            super().save(folder)
+        finally:
+            for v, vocabulary in zip(vectorizers, vocabularies):
+                v.vocabulary_ = vocabulary
+        terms = [sorted(vocabulary, key=vocabulary.__getitem__) for vocabulary in vocabularies]
+        (Path(folder) / VOCABULARY_FILE).write_text(json.dumps(terms), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> Self:
+        rung = super().load(folder)
+        terms = json.loads((Path(folder) / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        for (_, v), words in zip(rung.vectorizer_.transformer_list, terms, strict=True):
+            v.vocabulary_ = {word: i for i, word in enumerate(words)}
+        return rung

@@ -21,7 +21,7 @@ ARTIFACT_FILE = "rung.skops"
 LEGACY_ARTIFACT_FILE = "rung.pkl"  # written by bench < 0.9; never read (unpickling can run code)
 CLASS_FILE = "rung.json"
 #: types every rung's saved state may hold besides skops' defaults (builtins, numpy, scipy, scikit-learn)
-COMMON_TRUSTED_TYPES = ("bench.data.spec.TaskSpec", "pathlib.PosixPath", "pathlib.WindowsPath")
+COMMON_TRUSTED_TYPES = ("bench.data.spec.TaskSpec", "builtins.frozenset", "pathlib.PosixPath", "pathlib.WindowsPath")
 
 
 class UnsafeArtifactError(BenchError):
