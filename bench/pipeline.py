@@ -16,7 +16,7 @@ from bench.errors import BenchError
 from bench.evaluate.harness import RunSettings, evaluate
 from bench.profiles import apply_profile
 from bench.report.leaderboard import MD_FILE, write_leaderboard
-from bench.rungs.protocol import under_trained
+from bench.rungs.protocol import under_trained, under_trained_hint
 from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
 
@@ -118,10 +118,9 @@ def run(
             f"warning: {len(busy)} rung(s) were timed while the machine was busy; their latency is marked * in "
             "the leaderboard (run them again on an idle machine: they are re-timed, not refitted)"
         )
-    under = sorted({f"{r['dataset']}/{r['rung']}" for r in results if under_trained(r.get("fit_info"))})
-    if under:
-        tqdm.write(
-            f"warning: under-trained (still improving at the step limit): {', '.join(under)}; "
-            "raise the limit with --option RUNG.max_steps=N (or RUNG.max_epochs=N), or use --profile full"
-        )
+    for r in results:  # said of the rung that trained, not of the wrappers over it
+        if not r.get("bases") and under_trained(r.get("fit_info")):
+            tqdm.write(
+                f"warning: {r['dataset']}/{r['rung']} is under-trained: {under_trained_hint(r['rung'], r['fit_info'])}"
+            )
     return results

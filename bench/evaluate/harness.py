@@ -25,7 +25,7 @@ from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.profiles import Profile
-from bench.rungs.protocol import Rung, UnsafeArtifactError, check_probabilities, under_trained
+from bench.rungs.protocol import Rung, UnsafeArtifactError, check_probabilities, under_trained, under_trained_hint
 from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung, load_rung, save_rung
 from bench.rungs.wrapper import Wrapper
 from bench.store.results import ARTIFACT_DIR, ResultStore, artifact_digest
@@ -374,10 +374,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         result["fit_info"] = {**rung.fit_info(), **wrapper}
         if under_trained(result["fit_info"]) and not info.bases:
             log.warning(
-                "%s/%s: under-trained: its validation score was still improving at its step limit "
-                "(raise it with --option RUNG.max_steps=N or RUNG.max_epochs=N, or use --profile full)",
-                dataset.name,
-                rung_name,
+                "%s/%s: under-trained: %s", dataset.name, rung_name, under_trained_hint(rung_name, result["fit_info"])
             )
     except UnsafeArtifactError:
         raise  # a stored file bench refuses to load: the user decides (--force refits)

@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.evaluate.compare import SORT_KEY, Comparison, Entry, steps, worse_than_below
 from bench.evaluate.metrics import list_metrics, lookup
 from bench.evaluate.rescore import stored_predictions
-from bench.rungs.protocol import under_trained
+from bench.rungs.protocol import under_trained, under_trained_hint
 from bench.rungs.registry import list_rungs
 from bench.store.results import ResultStore, seed_of
 
@@ -433,13 +433,8 @@ def sanity_checks(results: Sequence[dict[str, Any]], comparison: Comparison | No
     out = []
     for r in results:
         if r.get("status") == "ok" and not r.get("bases") and under_trained(r.get("fit_info")):
-            info = r["fit_info"]
-            cap = info.get("limit_rule") or "max_steps"
-            out.append(
-                f"{r['rung']} is under-trained: its validation {info.get('monitor', 'score')} was still improving "
-                f"when it reached its limit of {info.get('steps', '?')} steps ({info.get('epochs', '?')} epochs, "
-                f"set by {cap}); its row understates it — raise {r['rung']}.{cap} (--option) or use --profile full."
-            )
+            hint = under_trained_hint(r["rung"], r["fit_info"])
+            out.append(f"{r['rung']} is under-trained: {hint} (its row understates it).")
     if comparison is not None:
         families = {r["rung"]: r.get("family") for r in results}
         for row in worse_than_below(comparison, list_rungs(), families):

@@ -166,3 +166,14 @@ def under_trained(fit_info: dict[str, Any] | None) -> bool:
     info = fit_info or {}
     nested = [info.get("base"), *(info.get("bases") or [])]
     return info.get("converged") is False or any(under_trained(b) for b in nested if isinstance(b, dict))
+
+
+def under_trained_hint(rung: str, fit_info: dict[str, Any]) -> str:
+    """Why ``rung`` (a fit :func:`under_trained` flags) is under-trained and how to lift its limit, in one
+    sentence for the run's warnings and the leaderboard's sanity checks."""
+    cap = fit_info.get("limit_rule") or "max_steps"
+    return (
+        f"its validation {fit_info.get('monitor', 'score')} was still improving when it reached its limit of "
+        f"{fit_info.get('steps', '?')} steps ({fit_info.get('epochs', '?')} epochs, set by {cap}); raise "
+        f"{rung}.{cap} (--option) or use --profile full"
+    )
