@@ -6,6 +6,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -122,3 +124,30 @@ def machine_key(info: dict[str, Any]) -> str:
     device = info.get("device", "cpu") + (f" {info['gpu']}" if info.get("gpu") and info.get("device") != "cpu" else "")
     libs = ", ".join(f"{k} {info.get(k)}" for k in ("python", "torch", "numpy", "scikit_learn") if info.get(k))
     return f"{info.get('cpu')}{ident}, {info.get('cpu_count')} cpus, {info.get('threads')} threads, {device}; {libs}"
+
+
+@contextmanager
+def thread_budget(threads: int) -> Iterator[None]:
+    """Hold every compute library to ``threads`` threads for a block: the OpenMP/BLAS variables (read by libraries
+    loaded inside it), the pools already loaded (threadpoolctl) and torch's intra-op pool; restored after."""
+    from threadpoolctl import threadpool_limits
+
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    os.environ.update(dict.fromkeys(names, str(threads)))
+    try:
+        with threadpool_limits(threads):
+            if torch is not None:
+                torch.set_num_threads(threads)
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        torch = sys.modules.get("torch")  # perhaps loaded inside the block
+        if torch is not None:
+            torch.set_num_threads(torch_threads or cpu_count())

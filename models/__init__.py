@@ -4,9 +4,10 @@ scaling).
 Importing this package declares them in the registry; torch and transformers load only when a rung is built.
 """
 
-from bench.rungs.registry import Capabilities, PlotStyle, register_rung
+from bench.rungs.registry import Capabilities, PlotStyle, Resources, register_rung
 
 TORCH = Capabilities(device=True)
+WHOLE_MACHINE = Resources(cpus=None)  # torch trains with every core (a cluster cell holds a whole node)
 TRANSFORMER = PlotStyle("#d62728")
 WRAPPER = PlotStyle("#9467bd")
 CHECK_MODEL = "models.hf:check_options"
@@ -16,6 +17,7 @@ register_rung(
     "models.char_cnn:CharCNN",
     family="cnn",
     capabilities=TORCH,
+    resources=WHOLE_MACHINE,
     style=PlotStyle("#2ca02c"),
     description="Character CNN: embeddings → conv widths 2-5 → global max-pool → dropout → linear; "
     "step budget from the data, early stopping on validation loss.",
@@ -32,6 +34,7 @@ register_rung(
     "models.features:FeaturesLR",
     family="transformer",
     capabilities=TORCH,
+    resources=WHOLE_MACHINE,
     style=TRANSFORMER,
     check=CHECK_MODEL,
     description="Frozen pretrained encoder (default all-MiniLM-L6-v2), pooled embeddings → logistic "
@@ -45,6 +48,7 @@ register_rung(
     "models.finetune:FineTunedTransformer",
     family="transformer",
     capabilities=TORCH,
+    resources=WHOLE_MACHINE,
     style=TRANSFORMER,
     check=CHECK_MODEL,
     description="Pretrained transformer (default all-MiniLM-L6-v2) fine-tuned end to end: step budget from the "

@@ -34,6 +34,15 @@ class Efficiency(TypedDict, total=False):
     device: str
 
 
+#: how a result's latency, throughput and memory were taken (``timing.method``), as the tables explain it
+TIMING_METHODS = {
+    "inline": "straight after fitting, in the process that fitted it, one rung at a time",
+    "retimed": "from its stored artifact, in a later run on this machine (quality reused, not refitted)",
+    "exclusive": "from its stored artifact in a timing phase after every fit of the run, the node held exclusively "
+    "(--executor ray)",
+}
+
+
 def synchronizer(device: str) -> Callable[[], None]:
     """A function that waits for queued device work (CUDA); a no-op on CPU."""
     if device.startswith("cuda"):

@@ -10,17 +10,24 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from bench import __version__, cache
 from bench.data import Dataset
-from bench.environment import cpu_count, environment, timing_machine
+from bench.environment import cpu_count, environment, thread_budget, timing_machine
 from bench.errors import BenchError, NotApplicable
-from bench.evaluate.efficiency import Efficiency, folder_size, measure_latency, measure_throughput, thread_count
+from bench.evaluate.efficiency import (
+    Efficiency,
+    folder_size,
+    measure_latency,
+    measure_throughput,
+    thread_count,
+)
 from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
 from bench.evaluate.thresholds import Thresholds
@@ -108,7 +115,9 @@ def _load() -> float | None:
         return None
 
 
-def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> tuple[Efficiency, dict[str, Any]]:
+def _efficiency(
+    rung: Any, dataset: Dataset, settings: RunSettings, method: str = "inline"
+) -> tuple[Efficiency, dict[str, Any]]:
     """Latency, then throughput on a batch sized from that latency (a call of about
     ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off; and how loaded the machine
     was meanwhile: the 1-minute load average before and after, and the process's CPU time over wall time. A
@@ -155,6 +164,7 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> tuple[Eff
         "wall_seconds": wall,
         "cpu_share": share,
         "contended": contended,
+        "method": method,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return eff, timing
@@ -163,16 +173,20 @@ def _efficiency(rung: Any, dataset: Dataset, settings: RunSettings) -> tuple[Eff
 TIMED_FIELDS = ("latency_", "throughput_", "peak_memory_bytes", "threads", "device")
 
 
-def retime(stored: dict[str, Any], dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
+def retime(
+    stored: dict[str, Any], dataset: Dataset, settings: RunSettings, store: ResultStore, method: str = "retimed"
+) -> dict[str, Any]:
     """A stored result timed again on this machine: its fitted artifact is loaded (nothing is refitted), latency,
     throughput and memory are measured afresh; metrics, predictions, fit times and artifacts stay."""
     artifact = store.rung_dir(dataset.name, stored["rung"], settings.seed) / ARTIFACT_DIR
     rung = load_rung(artifact)
-    eff, timing = _efficiency(rung, dataset, settings)
+    eff, timing = _efficiency(rung, dataset, settings, method)
     kept = {k: v for k, v in (stored.get("efficiency") or {}).items() if not k.startswith(TIMED_FIELDS)}
     machine = timing_machine(thread_count(), settings.device)
     retimed = {**stored, "efficiency": {**kept, **eff}, "timing": timing, "machine": machine}
-    retimed["retimed_from"] = (stored.get("machine") or {}).get("key") or (stored.get("environment") or {}).get("cpu")
+    if not timing_pending(stored):
+        before = (stored.get("machine") or {}).get("key") or (stored.get("environment") or {}).get("cpu")
+        retimed["retimed_from"] = before
     store.rewrite(retimed)
     return retimed
 
@@ -260,44 +274,75 @@ def tune_thresholds(rung: Rung, dataset: Dataset) -> Thresholds:
     return Thresholds.tune(check_probabilities(rung.predict_proba(val.inputs), len(val), dataset.spec), val.y)
 
 
-def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore) -> dict[str, Any]:
-    """Fit, predict, score, time and store one rung on one (profile-capped) dataset.
+Step = Literal["done", "time", "fit"]
 
-    A rung that raises is stored as ``failed`` and :class:`NotApplicable` as ``not_applicable``;
-    neither stops the caller. A stored result with the same config hash is reused unless ``force``.
-    """
-    info = get_rung(rung_name)
-    config = config_for(rung_name, dataset, settings)
-    chash = config_hash(config)
-    if not settings.force and store.is_current(dataset.name, rung_name, chash, settings.seed):
-        stored = store.read(dataset.name, rung_name, settings.seed)
-        assert stored is not None
-        here = timing_machine(thread_count(), settings.device)["key"]
-        timed_on = (stored.get("machine") or {}).get("key")
-        busy = bool((stored.get("timing") or {}).get("contended"))
-        if stored.get("status") != "ok" or (timed_on == here and not busy):
-            log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
-            return stored
-        if not (store.rung_dir(dataset.name, rung_name, settings.seed) / ARTIFACT_DIR).is_dir():
-            log.warning(
-                "%s/%s: timed on another machine (%s) and its fitted artifact is not here, so its latency "
-                "stays that machine's (the tables say so); --force refits it here",
-                dataset.name,
-                rung_name,
-                timed_on or (stored.get("environment") or {}).get("cpu"),
-            )
-            return stored
-        why = "timed while this machine was busy" if timed_on == here else f"was timed on {timed_on}"
-        if stored.get("artifact_sha256") is not None:
-            log.info("%s/%s: quality reused, timed again on this machine (%s)", dataset.name, rung_name, why)
-            return retime(stored, dataset, settings, store)
+
+def timing_pending(result: dict[str, Any]) -> bool:
+    """True for a result fitted and scored but not timed yet (a run whose timing phase has not reached it)."""
+    return bool((result.get("timing") or {}).get("pending"))
+
+
+def next_step(
+    rung_name: str,
+    dataset: Dataset,
+    settings: RunSettings,
+    store: ResultStore,
+    here: Collection[str] | None = None,
+) -> tuple[Step, dict[str, Any] | None]:
+    """What a cell needs, with its stored result: ``done`` (stored and current: nothing to do), ``time`` (quality
+    current, but not timed yet, timed while the machine was busy, or timed on a machine other than ``here`` — the
+    keys of the machines that will time it, default this one's: its artifact is loaded and timed, nothing refitted)
+    or ``fit`` (not stored, stale, or ``force``)."""
+    chash = config_hash(config_for(rung_name, dataset, settings))
+    if settings.force or not store.is_current(dataset.name, rung_name, chash, settings.seed):
+        return "fit", None
+    stored = store.read(dataset.name, rung_name, settings.seed)
+    assert stored is not None
+    if stored.get("status") != "ok":
+        log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
+        return "done", stored
+    here = set(here) if here is not None else {timing_machine(thread_count(), settings.device)["key"]}
+    timed_on = (stored.get("machine") or {}).get("key")
+    busy = bool((stored.get("timing") or {}).get("contended"))
+    pending = timing_pending(stored)
+    if timed_on in here and not busy and not pending:
+        log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
+        return "done", stored
+    if not (store.rung_dir(dataset.name, rung_name, settings.seed) / ARTIFACT_DIR).is_dir():
+        if pending:
+            return "fit", None
         log.warning(
-            "%s/%s: %s, and its artifact was stored before artifacts were hashed (it is not loaded): fitting it again",
+            "%s/%s: timed on another machine (%s) and its fitted artifact is not here, so its latency "
+            "stays that machine's (the tables say so); --force refits it here",
             dataset.name,
             rung_name,
-            why,
+            timed_on or (stored.get("environment") or {}).get("cpu"),
         )
-    result: dict[str, Any] = {
+        return "done", stored
+    why = (
+        "not timed yet"
+        if pending
+        else "timed while this machine was busy"
+        if timed_on in here
+        else f"was timed on {timed_on}"
+    )
+    if stored.get("artifact_sha256") is not None:
+        log.info("%s/%s: quality reused, timed again on this machine (%s)", dataset.name, rung_name, why)
+        return "time", stored
+    log.warning(
+        "%s/%s: %s, and its artifact was stored before artifacts were hashed (it is not loaded): fitting it again",
+        dataset.name,
+        rung_name,
+        why,
+    )
+    return "fit", None
+
+
+def result_header(rung_name: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
+    """What every result of ``rung_name`` on ``dataset`` records before it runs: rung, configuration, data."""
+    info = get_rung(rung_name)
+    config = config_for(rung_name, dataset, settings)
+    return {
         "dataset": dataset.name,
         "rung": rung_name,
         "family": info.family,
@@ -306,7 +351,7 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         "chance": not info.capabilities.informative,  # predictions ignore the input
         "status": "ok",
         "config": config,
-        "config_hash": chash,
+        "config_hash": config_hash(config),
         "dataset_fingerprint": dataset.fingerprint,
         "data": {
             "source": dataset.source,
@@ -317,6 +362,36 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def store_failure(rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore, error: str) -> dict:
+    """Store ``rung_name`` as ``failed`` with ``error`` (a cell that could not run to the end, e.g. its worker died
+    on every try)."""
+    result = {**result_header(rung_name, dataset, settings), "status": "failed", "error": error}
+    result["environment"] = environment()
+    store.write(result)
+    return result
+
+
+def evaluate(
+    rung_name: str, dataset: Dataset, settings: RunSettings, store: ResultStore, time_it: bool = True
+) -> dict[str, Any]:
+    """Fit, predict, score, time and store one rung on one (profile-capped) dataset.
+
+    A rung that raises is stored as ``failed`` and :class:`NotApplicable` as ``not_applicable``;
+    neither stops the caller. A stored result with the same config hash is reused unless ``force`` (and timed
+    again where :func:`next_step` says so). Without ``time_it`` the result is stored with its timing pending (an
+    executor times it later, from the stored artifact).
+    """
+    step, stored = next_step(rung_name, dataset, settings, store)
+    if step == "done":
+        assert stored is not None
+        return stored
+    if step == "time":
+        assert stored is not None
+        return retime(stored, dataset, settings, store) if time_it else stored
+    info = get_rung(rung_name)
+    result = result_header(rung_name, dataset, settings)
     test = dataset.test
     probs = None
     started = time.perf_counter()
@@ -325,17 +400,19 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         if why:
             raise NotApplicable(why)
         seed_everything(settings.seed)
-        rung, reused_fit_seconds, reused = build_rung(rung_name, dataset, settings, store)
-        if info.bases:
-            result["base_artifacts"] = reused  # the stored base artifacts it was built on (None: fitted here)
-        t0 = time.perf_counter()
-        rung.fit(dataset.train, dataset.validation)
-        own_fit_seconds = time.perf_counter() - t0
-        fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its bases' training
-        thresholds = tune_thresholds(rung, dataset) if dataset.spec.multilabel else None
-        t0 = time.perf_counter()
-        probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
-        predict_seconds = time.perf_counter() - t0
+        # the declared threads, whatever the machine or executor: a fit's result must not depend on the core count
+        with thread_budget(info.resources.threads()):
+            rung, reused_fit_seconds, reused = build_rung(rung_name, dataset, settings, store)
+            if info.bases:
+                result["base_artifacts"] = reused  # the stored base artifacts it was built on (None: fitted here)
+            t0 = time.perf_counter()
+            rung.fit(dataset.train, dataset.validation)
+            own_fit_seconds = time.perf_counter() - t0
+            fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its bases' training
+            thresholds = tune_thresholds(rung, dataset) if dataset.spec.multilabel else None
+            t0 = time.perf_counter()
+            probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
+            predict_seconds = time.perf_counter() - t0
         scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
         result["metrics"] = score(scored)
         result["metrics_version"] = METRICS_VERSION
@@ -349,9 +426,12 @@ def evaluate(rung_name: str, dataset: Dataset, settings: RunSettings, store: Res
         params = rung.num_parameters()
         own_params = rung.own_parameters() if isinstance(rung, Wrapper) else params
         # totals include the bases' (what deploying the rung costs); *_own count the wrapper alone
-        timed, result["timing"] = _efficiency(rung, dataset, settings)
-        result["machine"] = timing_machine(thread_count(), settings.device)
-        if result["timing"]["contended"]:
+        if time_it:
+            timed, result["timing"] = _efficiency(rung, dataset, settings)
+            result["machine"] = timing_machine(thread_count(), settings.device)
+        else:
+            timed, result["timing"] = Efficiency(), {"pending": True}
+        if result["timing"].get("contended"):
             log.warning(
                 "%s/%s: timed while the machine was busy (load %s, CPU share %.2f): its latency is marked",
                 dataset.name,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.evaluate.compare import SORT_KEY, Comparison, Entry, steps, worse_than_below
+from bench.evaluate.efficiency import TIMING_METHODS
 from bench.evaluate.metrics import list_metrics, lookup
 from bench.evaluate.rescore import stored_predictions
 from bench.rungs.protocol import under_trained, under_trained_hint
@@ -168,6 +169,16 @@ def timed_on(result: dict[str, Any]) -> str:
     return f"{env.get('cpu', '?')}, {env.get('cpu_count', '?')} cpus (recorded before machines were)"
 
 
+def timing_method(result: dict[str, Any]) -> str | None:
+    """How a finished result's latency was taken (a key of :data:`TIMING_METHODS`, or ``pending``)."""
+    if result.get("status") != "ok":
+        return None
+    timing = result.get("timing") or {}
+    if timing.get("pending"):
+        return "pending"
+    return timing.get("method") or ("retimed" if result.get("retimed_from") else "inline")
+
+
 def leaderboard_frame(
     results: Sequence[dict[str, Any]],
     comparison: Comparison | None = None,
@@ -212,6 +223,7 @@ def leaderboard_frame(
         row["seeds"] = len(runs) or None
         row["timed on"] = timed_on(r) if r.get("status") == "ok" else None
         row["timed while busy"] = bool((r.get("timing") or {}).get("contended"))
+        row["timed how"] = timing_method(r)
         row["under-trained"] = r.get("status") == "ok" and under_trained(r.get("fit_info"))
         row["note"] = r.get("reason") or r.get("error") or ("under-trained" if row["under-trained"] else "")
         rows.append(row)
@@ -304,6 +316,8 @@ def formatted(frame: pd.DataFrame) -> pd.DataFrame:
         ]
     if len(machines) > 1:
         cells["timed on"] = frame["timed on"].map(lambda k: machines.get(k, "") if isinstance(k, str) else "")
+    if "timed how" in frame and frame["timed how"].dropna().nunique() > 1:
+        cells["timed how"] = frame["timed how"].fillna("")
     order = [
         "rung",
         "status",
@@ -312,6 +326,7 @@ def formatted(frame: pd.DataFrame) -> pd.DataFrame:
         *([DELTA, "tier", "same decisions as"] if DELTA in cells else []),
         *[c.header for c in shown if c.section != "metrics"],
         *(["timed on"] if "timed on" in cells else []),
+        *(["timed how"] if "timed how" in cells else []),
     ]
     out = pd.DataFrame({name: cells[name] for name in order})
     out["note"] = frame["note"].map(lambda s: (s[:80] + "…") if isinstance(s, str) and len(s) > 80 else s)
@@ -393,6 +408,21 @@ def footnotes(
             " * latency taken while the machine was busy (load above its CPUs, or the process got under 80% "
             "of a CPU): rerun on an idle machine."
         )
+    methods = sorted({m for r in results if (m := timing_method(r))})
+    if methods:
+        how = {
+            **TIMING_METHODS,
+            "pending": "not timed yet: its run stopped before its timing phase (the next run "
+            "times it without refitting)",
+        }
+        if len(methods) == 1:
+            machines += f" Timed {how.get(methods[0], methods[0])}."
+        else:
+            machines += (
+                " How each row was timed (column 'timed how'): "
+                + "; ".join(f"{m} = {how.get(m, m)}" for m in methods)
+                + "."
+            )
     profiles = {((r.get("config") or {}).get("profile") or {}).get("name") for r in results}
     devices = {(r.get("config") or {}).get("device") for r in results}
     boot = next(((r.get("intervals") or {}) for r in results if r.get("intervals")), {})

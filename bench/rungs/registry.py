@@ -71,6 +71,22 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What fitting one cell of the rung (one dataset, one seed) holds: ``cpus`` threads for torch, BLAS and
+    OpenMP (None: all the machine's) on every executor — so its results never depend on the core count of the
+    machine or on the executor — and, when the run is on a GPU and the rung runs on ``--device``, ``gpus``."""
+
+    cpus: int | None = 1
+    gpus: float = 1.0
+
+    def threads(self) -> int:
+        """The threads a fit runs with on this machine."""
+        from bench.environment import cpu_count
+
+        return self.cpus or cpu_count()
+
+
+@dataclass(frozen=True)
 class PlotStyle:
     """How a rung is drawn in trade-off plots."""
 
@@ -94,6 +110,18 @@ class RungInfo:
     perf: Mapping[str, Any] = field(default_factory=dict)  # options for the latency suite's small, quick fit
     style: PlotStyle | None = None
     check: Target | None = None  # called with the rung's options before a run: raises BenchError on a bad one
+    declared_resources: Resources | None = None  # what fitting one cell holds (None: as its bases, else 1 CPU)
+
+    @property
+    def resources(self) -> Resources:
+        """What fitting one cell holds: as declared; a wrapper that declares nothing, as its largest base (it may
+        fit it); else one CPU."""
+        if self.declared_resources is not None:
+            return self.declared_resources
+        bases = [get_rung(b).resources for b in self.bases]
+        if not bases:
+            return Resources()
+        return max(bases, key=lambda r: (r.cpus is None, r.cpus or 0, r.gpus))
 
     @property
     def base(self) -> str | None:
@@ -210,6 +238,7 @@ def register_rung(
     perf: Mapping[str, Any] | None = None,
     style: PlotStyle | None = None,
     check: Target | None = None,
+    resources: Resources | None = None,
 ) -> Any:
     """Register rung ``name``. With ``factory`` (an object or ``"module:object"``) it registers at once; without,
     it returns a decorator for a factory function or class (timm's ``@register_model``).
@@ -236,10 +265,19 @@ def register_rung(
             MappingProxyType(dict(perf or {})),
             style,
             check,
+            resources,
         )
         return target
 
     return add if factory is None else add(factory)
+
+
+def adopt_rungs(infos: Sequence[RungInfo]) -> None:
+    """Register the entries another process sent (an executor's worker learning rungs its driver registered in
+    code); names already registered here keep their own entry."""
+    _load_rungs()
+    for info in infos:
+        _REGISTRY.setdefault(info.name, info)
 
 
 def unregister_rung(name: str) -> None:

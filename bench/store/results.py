@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -337,6 +338,58 @@ class ResultStore:
             raise StoreError(f"{path}: predictions of shape {probs.shape} with {len(labels)} labels do not fit")
         return probs, labels
 
+    def export_bundle(self, dataset: str, rung: str, seed: int = 0) -> bytes | None:
+        """A cell's stored result with its predictions and artifact as one uncompressed tar archive (None when no
+        result is stored): what an executor ships to a worker that does not share this folder, and back."""
+        folder = self.rung_dir(dataset, rung, seed)
+        if self._read(folder / RESULT_FILE) is None:
+            return None
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name in (ARTIFACT_DIR, PREDICTIONS_FILE, RESULT_FILE):  # result.json last, as on disk
+                if (folder / name).exists():
+                    tar.add(folder / name, arcname=name, filter=_no_temp_files)
+        return buffer.getvalue()
+
+    def import_bundle(self, bundle: bytes) -> dict[str, Any]:
+        """Store a bundle of :meth:`export_bundle` in its seed's folder and return its result: the artifact, then the
+        predictions, then result.json, each moved into place whole, so an interrupted import leaves nothing that
+        a result names (and :meth:`clean` removes its unpacked files)."""
+        try:
+            with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:") as tar:
+                return self._import(tar)
+        except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"an unreadable result bundle ({type(exc).__name__}: {exc})") from None
+
+    def _import(self, tar: tarfile.TarFile) -> dict[str, Any]:
+        member = tar.extractfile(RESULT_FILE)
+        result = json.loads(member.read()) if member is not None else None
+        why = valid_result(result)
+        if why is not None:
+            raise StoreError(f"a result bundle without a usable {RESULT_FILE} ({why})")
+        assert result is not None
+        if any(Path(name).name != name or name in (".", "..") for name in (result["dataset"], result["rung"])):
+            raise StoreError(f"a result bundle naming a folder outside the store: {result['dataset']}/{result['rung']}")
+        folder = self.root / result["dataset"] / result["rung"] / f"{SEED_PREFIX}{seed_of(result)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".artifact.bundle."))
+        try:
+            tar.extractall(tmp, filter="data")
+            if (tmp / ARTIFACT_DIR).is_dir():
+                if (folder / ARTIFACT_DIR).exists():
+                    shutil.rmtree(folder / ARTIFACT_DIR)
+                os.replace(tmp / ARTIFACT_DIR, folder / ARTIFACT_DIR)
+            if (tmp / PREDICTIONS_FILE).is_file():
+                os.replace(tmp / PREDICTIONS_FILE, folder / PREDICTIONS_FILE)
+            else:
+                (folder / PREDICTIONS_FILE).unlink(missing_ok=True)
+            os.replace(tmp / RESULT_FILE, folder / RESULT_FILE)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return result
+
     @contextmanager
     def artifact_dir(self, dataset: str, rung: str, seed: int = 0) -> Iterator[Path]:
         """A fresh folder to save a fitted rung into; it replaces the stored artifact on success."""
@@ -391,3 +444,9 @@ class ResultStore:
 
 
 _HELD: set[Path] = set()  # output folders this process holds
+
+
+def _no_temp_files(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Leave what an interrupted write left (temporary files) out of a bundle."""
+    name = Path(info.name).name
+    return None if name.startswith(".") and (name.endswith(".tmp") or name.startswith(".artifact.")) else info
