@@ -1,7 +1,8 @@
 """bench: a baseline ladder of text classifiers through one harness.
 
 The flow reads off the sub-packages: ``data`` → ``rungs`` → ``evaluate`` (metrics, efficiency, the harness) →
-``store`` → ``report`` (leaderboards, HTML) and ``perf`` (the latency gate); ``cli`` drives them.
+``store`` → ``report`` (leaderboards, HTML) and ``perf`` (the latency gate); ``execute`` runs the grid of cells
+(locally or on Ray) and ``cli`` drives them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _EXPORTS = {
     "Wrapper": "bench.rungs.wrapper:Wrapper",
     "Capabilities": "bench.rungs.registry:Capabilities",
     "PlotStyle": "bench.rungs.registry:PlotStyle",
+    "Resources": "bench.rungs.registry:Resources",
     "create_rung": "bench.rungs.registry:create_rung",
     "list_rungs": "bench.rungs.registry:list_rungs",
     "register_rung": "bench.rungs.registry:register_rung",

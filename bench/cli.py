@@ -201,6 +201,7 @@ def _write_leaderboards(output: str, datasets: Sequence[str]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.evaluate.harness import RunSettings, resolve_device
+    from bench.execute import get_executor
     from bench.pipeline import run
     from bench.profiles import get_profile
     from bench.rungs.registry import list_rungs
@@ -237,8 +238,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         options=options,
     )
     _check_options(settings)
+    if args.address and args.executor != "ray":
+        raise BenchError("--address names a Ray cluster: use it with --executor ray")
+    executor = get_executor(args.executor, **({"address": args.address} if args.executor == "ray" else {}))
     datasets = _load_datasets(args)
-    results = run(datasets, rungs, settings, args.output, seeds, html=not args.no_html)
+    results = run(datasets, rungs, settings, args.output, seeds, html=not args.no_html, executor=executor)
     failed = [r for r in results if r["status"] == "failed"]
     return 1 if failed and args.strict else 0
 
@@ -594,6 +598,20 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--no-html", action="store_true", help="leaderboards only: skip the HTML report")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
+    where = p.add_argument_group("where")
+    where.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="local: one cell (dataset × rung × seed) after another in this process (default); ray: the cells as "
+        "Ray tasks, fits in parallel, then each timed with a node to itself (needs bench[ray])",
+    )
+    where.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: a running Ray cluster, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, "
+        "else an embedded cluster on this machine for the run)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,12 @@ from tqdm.auto import tqdm
 
 from bench.data import Dataset
 from bench.errors import BenchError
-from bench.evaluate.harness import RunSettings, evaluate
+from bench.evaluate.harness import RunSettings
+from bench.execute import Executor, plan_cells
+from bench.execute.local import LocalExecutor
 from bench.profiles import apply_profile
 from bench.report.leaderboard import MD_FILE, write_leaderboard
 from bench.rungs.protocol import under_trained, under_trained_hint
-from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
 
 log = logging.getLogger("bench")
@@ -32,9 +32,11 @@ def summary_line(result: dict[str, Any]) -> str:
     busy = "  (timed while the machine was busy)" if (result.get("timing") or {}).get("contended") else ""
     under = "  (under-trained)" if under_trained(result.get("fit_info")) else ""
     seed = (result.get("config") or {}).get("seed", 0)
+    p50 = e.get("latency_ms_p50")
+    latency = "not timed yet" if p50 is None else f"p50 {p50:.2f} ms"
     return (
         f"{head} seed {seed}: acc {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}  ECE {m['ece']:.4f}  "
-        f"p50 {e['latency_ms_p50']:.2f} ms  fit {e['fit_seconds']:.1f} s{busy}{under}"
+        f"{latency}  fit {e['fit_seconds']:.1f} s{busy}{under}"
     )
 
 
@@ -64,22 +66,18 @@ def run(
     output: str | Path,
     seeds: Sequence[int] | None = None,
     html: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every rung on every dataset once per seed (``seeds``, default: the settings' one seed; a rung whose
-    registration says the seed changes nothing runs for the first only), then write each dataset's leaderboards
-    (and, with ``html``, its HTML report and the index, printing where to open them).
+    registration says the seed changes nothing runs for the first only) with ``executor`` (default: one cell after
+    another in this process), then write each dataset's leaderboards (and, with ``html``, its HTML report and the
+    index, printing where to open them).
     The split is the same for every seed; data order, initialisation and dropout masks follow it."""
     store = ResultStore(output)
     seeds = list(seeds) if seeds else [settings.seed]
-    results: list[dict[str, Any]] = []
-    jobs = [
-        (d, seed, r)
-        for d in datasets
-        for seed in seeds
-        for r in rungs
-        if seed == seeds[0] or get_rung(r).capabilities.seeded
-    ]
+    cells = plan_cells([d.name for d in datasets], rungs, seeds)
     capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
+    executor = executor or LocalExecutor()
     with store.locked("bench run"):
         for d in datasets:
             store.migrate(d.name)  # results of older versions into their seed's folder
@@ -99,12 +97,7 @@ def run(
                     ", ".join(sorted(other)),
                 )
         try:
-            with tqdm(jobs, desc="bench", unit="rung", disable=None) as bar:
-                for dataset, seed, rung in bar:
-                    bar.set_postfix_str(f"{dataset.name}/{rung} seed {seed}")
-                    result = evaluate(rung, capped[dataset.name], replace(settings, seed=seed), store)
-                    tqdm.write(summary_line(result))
-                    results.append(result)
+            results = executor.run(cells, capped, settings, store, lambda r: tqdm.write(summary_line(r)))
         except KeyboardInterrupt:
             tqdm.write("interrupted: writing the leaderboards of what finished (the next run resumes from there)")
             write_reports(store, [d.name for d in datasets], html=False)

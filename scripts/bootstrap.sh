@@ -39,12 +39,12 @@ named by PIP_FIND_LINKS, or set BENCH_TORCH_INDEX=https://download.pytorch.org/w
 fi
 # torch is now installed and pinned: the rest of the resolve must not touch it.
 echo "torch==${TORCH_VERSION}+cpu" > "$VENV/torch-constraint.txt"
-plan=$($UV pip install --dry-run "${torch_src[@]}" -c "$VENV/torch-constraint.txt" -e ".[dev]" 2>&1) || { echo "$plan" >&2; die "dependency resolution failed"; }
+plan=$($UV pip install --dry-run "${torch_src[@]}" -c "$VENV/torch-constraint.txt" -e ".[dev,ray]" 2>&1) || { echo "$plan" >&2; die "dependency resolution failed"; }
 if echo "$plan" | grep -Eiq '^ *\+ *(nvidia-|triton|torch==[^ ]*\+cu)'; then
     echo "$plan" >&2
     die "the install plan would download CUDA packages; refusing."
 fi
-$UV pip install --quiet "${torch_src[@]}" -c "$VENV/torch-constraint.txt" -e ".[dev]"
+$UV pip install --quiet "${torch_src[@]}" -c "$VENV/torch-constraint.txt" -e ".[dev,ray]"
 
 "$VENV/bin/python" - <<PYEOF
 import torch, sys

@@ -69,7 +69,7 @@ def install_faults(stage: str, sig: int, victim: str, perturb: bool) -> list[tup
     (its coefficients scaled), as a refit that is not bit-for-bit repeatable (a GPU, another library) would.
     Returns what was replaced, for :func:`remove_faults`."""
     import bench.evaluate.harness as harness
-    import bench.pipeline as pipeline
+    import bench.execute.local as local
     import bench.store.results as results
     from baselines.tfidf import TfidfLogisticRegression
 
@@ -111,7 +111,7 @@ def install_faults(stage: str, sig: int, victim: str, perturb: bool) -> list[tup
         return write(path, fn)
 
     patches = [
-        (pipeline, "evaluate", tracked),
+        (local, "evaluate", tracked),
         (TfidfLogisticRegression, "fit", fit_then),
         (Sharpen, "fit_own", fit_own_then),
         (harness, "save_rung", save_then),
