@@ -157,3 +157,67 @@ def test_macro_f1_averages_over_the_classes_present_in_test():
     assert scores["per_class"]["unused"]["support"] == 0
     tags = multi_label_scores(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([[1, 0], [1, 0]]), ("x", "never"))
     assert tags["f1_macro"] == 1.0 and tags["per_class"]["never"]["support"] == 0
+
+
+def _brute_force_selective(conf: np.ndarray, err: np.ndarray) -> dict[str, float]:
+    """Risk-coverage metrics straight from their definitions: for each example, accept every example at least as
+    confident (O(N²))."""
+    n = len(conf)
+    accepted = conf[None, :] >= conf[:, None]  # row i: what threshold conf[i] accepts
+    risk = (accepted * err).sum(1) / accepted.sum(1)
+    coverage = accepted.sum(1) / n
+    at_80 = risk[coverage >= 0.8][np.argmin(coverage[coverage >= 0.8])]
+    return {
+        "aurc": float(risk.mean()),
+        "augrc": float(((accepted * err).sum(1) / n).mean()),
+        "risk_at_80_coverage": float(at_80),
+        "coverage_at_5_risk": float(max([c for c, r in zip(coverage, risk) if r <= 0.05], default=0.0)),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), k=st.integers(2, 4), ties=st.booleans(), seed=st.integers(0, 10_000))
+def test_selective_metrics_equal_a_brute_force_computation(n, k, ties, seed):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k) * 0.7, size=n)
+    if ties:  # coarse probabilities: many examples share a confidence
+        probs = np.round(probs, 1) + 1e-3
+        probs /= probs.sum(1, keepdims=True)
+    y = rng.integers(0, k, n)
+    spec = TaskSpec("t", "single-label", tuple(f"c{i}" for i in range(k)))
+    scores = compute_scores(spec, probs, y)
+    conf, correct = top_label(probs, y)
+    expected = _brute_force_selective(conf, 1 - correct)
+    for key, value in expected.items():
+        assert scores[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_selective_metrics_on_resamples_equal_the_metric_on_the_resampled_set():
+    from bench.evaluate.intervals import Bootstrap
+    from bench.evaluate.metrics import Predictions, get_metric
+
+    rng = np.random.default_rng(1)
+    single = Predictions(
+        TaskSpec("t", "single-label", ("a", "b", "c")), rng.dirichlet(np.ones(3), 40), rng.integers(0, 3, 40)
+    )
+    tags = rng.random((40, 4))
+    multi = Predictions(
+        TaskSpec("m", "multi-label", ("w", "x", "y", "z")), tags, (rng.random((40, 4)) < tags).astype(int)
+    )
+    for p in (single, multi):
+        counts = next(iter(Bootstrap(resamples=5).counts(p.n)))
+        for name in ("aurc", "augrc", "risk_at_80_coverage", "coverage_at_5_risk"):
+            m = get_metric(name)
+            fast = m.resample(p, counts)
+            slow = [m.compute(p.subset(np.repeat(np.arange(p.n), w.astype(int)))) for w in counts]
+            np.testing.assert_allclose(fast, slow, atol=1e-12, err_msg=name)
+
+
+def test_selective_metrics_known_values():
+    # confidences 0.9 (right), 0.8 (wrong), 0.7 (right), 0.6 (wrong): risks 0, 1/2, 1/3, 1/2
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    scores = compute_scores(TaskSpec("t", "single-label", ("a", "b")), probs, np.array([0, 0, 0, 0]))
+    assert scores["aurc"] == pytest.approx((0 + 1 / 2 + 1 / 3 + 1 / 2) / 4)
+    assert scores["augrc"] == pytest.approx((0 + 1 / 4 + 1 / 4 + 2 / 4) / 4)
+    assert scores["risk_at_80_coverage"] == pytest.approx(1 / 2)  # 80% needs all four
+    assert scores["coverage_at_5_risk"] == pytest.approx(1 / 4)

@@ -43,8 +43,9 @@ from bench.evaluate.calibration import (
 from bench.evaluate.thresholds import Thresholds
 
 # 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals;
-# 4: macro averages over the classes present in test
-METRICS_VERSION = 4
+# 4: macro averages over the classes present in test; 5: selective prediction (AURC, AUGRC, risk@80% coverage,
+# coverage@5% risk)
+METRICS_VERSION = 5
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
 Direction = Literal["max", "min"] | None
@@ -508,6 +509,77 @@ def nll(p: Predictions) -> float:
     if p.spec.multilabel:
         return p.per_label(lambda s, t: log_loss(t, np.column_stack([1 - s, s]), labels=[0, 1]))
     return float(log_loss(p.y, p.probs, labels=list(range(len(p.labels)))))
+
+
+# ------------------------------------------------------------ selective prediction (abstain on low confidence)
+#
+# A rung that may abstain accepts the examples whose confidence (top-label; multi-label: each label's decision)
+# reaches a threshold. Thresholds run over the distinct confidences, so tied examples are accepted together and
+# nothing depends on how ties are ordered. Selective risk = error rate among the accepted; coverage = the accepted
+# share. AURC (Geifman & El-Yaniv) averages, over every example, the selective risk at that example's confidence;
+# AUGRC (Traub et al., 2024) likewise averages the generalized risk (accepted errors over all examples), which
+# does not reward a rung for being unsure of its easy cases. Vectorised over bootstrap resamples (count rows).
+
+RISK_COVERAGE = 0.8  # the coverage of "risk at 80% coverage"
+COVERAGE_RISK = 0.05  # the risk of "coverage at 5% risk"
+
+
+def risk_coverage_curve(conf: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None) -> dict:
+    """The risk-coverage curve at each distinct confidence, highest first: ``coverage``, ``risk`` (selective),
+    ``generalized_risk`` and ``added`` (the share each threshold adds), one row per row of ``weights`` ``[B, N]``
+    (how often each decision counts; default once)."""
+    order = np.argsort(-conf, kind="stable")
+    ends = np.flatnonzero(np.r_[conf[order][1:] != conf[order][:-1], True])  # last index of each tie group
+    w = np.ones((1, len(conf))) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w[:, order]
+    accepted = np.cumsum(w, axis=1)[:, ends]
+    errors = np.cumsum(w * (1.0 - correct[order]), axis=1)[:, ends]
+    total = w.sum(axis=1, keepdims=True)
+    return {
+        "coverage": accepted / total,
+        "risk": _div(errors, accepted),
+        "generalized_risk": errors / total,
+        "added": np.diff(accepted, axis=1, prepend=0.0) / total,
+    }
+
+
+def risk_coverage(p: Predictions, counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`risk_coverage_curve` of the top-label decisions (multi-label: every label's decision), per resample
+    row of ``counts`` ``[B, N]`` (default: the test split itself)."""
+    conf, correct = p.top
+    if counts is not None and p.spec.multilabel:  # a resample draws examples; each carries all its labels
+        counts = np.repeat(counts, p.spec.n_classes, axis=1)
+    return risk_coverage_curve(conf, correct, counts)
+
+
+def _selective(name: str) -> Callable[[Predictions, np.ndarray | None], np.ndarray]:
+    def values(p: Predictions, counts: np.ndarray | None = None) -> np.ndarray:
+        c = risk_coverage(p, counts)
+        if name == "aurc":
+            return (c["added"] * c["risk"]).sum(axis=1)
+        if name == "augrc":
+            return (c["added"] * c["generalized_risk"]).sum(axis=1)
+        if name == "risk_at_80_coverage":  # the highest threshold that accepts at least 80%
+            first = np.argmax(c["coverage"] >= RISK_COVERAGE - 1e-12, axis=1)
+            return c["risk"][np.arange(len(first)), first]
+        ok = (c["risk"] <= COVERAGE_RISK + 1e-12) & (c["added"] > 0)  # coverage at 5% risk: 0 if never that low
+        return np.where(ok, c["coverage"], 0.0).max(axis=1)
+
+    return values
+
+
+def _point(values: Callable[[Predictions, np.ndarray | None], np.ndarray]) -> Callable[[Predictions], float]:
+    return lambda p: float(values(p)[0])
+
+
+for _name, _direction, _header in (
+    ("aurc", "min", "AURC"),
+    ("augrc", "min", None),
+    ("risk_at_80_coverage", "min", None),
+    ("coverage_at_5_risk", "max", None),
+):
+    _values = _selective(_name)
+    register_metric(_name, direction=_direction, header=_header, resample=_values)(_point(_values))
 
 
 @register_metric("per_class", direction=None)

@@ -21,6 +21,7 @@ import pandas as pd
 from bench.data import Dataset, load_dataset
 from bench.errors import BenchError
 from bench.evaluate.calibration import binary_top_label, top_label
+from bench.evaluate.metrics import risk_coverage_curve
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
@@ -306,6 +307,29 @@ def _reliability_section(stored: Stored, figs: Figures) -> str:
     return "".join(parts)
 
 
+def _selective_section(stored: Stored, figs: Figures) -> str:
+    curves = {}
+    for rung in sorted(stored.predictions, key=_ladder_position):
+        result = stored.results[rung]
+        if result.get("chance"):  # predictions that ignore the input: nothing to select on
+            continue
+        curve = risk_coverage_curve(*_confidence(*stored.predictions[rung], stored.multilabel))
+        aurc = (result.get("metrics") or {}).get("aurc")
+        colour = colour_for(rung, _family(result))
+        curves[rung] = (curve["coverage"][0], curve["risk"][0], colour, float("nan") if aurc is None else aurc)
+    if not curves:
+        return '<p class="note">No informative rung has stored predictions.</p>'
+    what = "each (example, label) decision" if stored.multilabel else "the top-label decision"
+    note = (
+        f'<p class="note">A rung that may abstain accepts {what} when its confidence reaches a threshold; the curve '
+        "shows the error rate among the accepted (selective risk) at every threshold. Lower is better; AURC is the "
+        "area under it (also in the leaderboard, with AUGRC, risk at 80% coverage and coverage at 5% risk in "
+        "result.json).</p>"
+    )
+    fig = plots.risk_coverage(curves, f"{stored.dataset}: risk against coverage")
+    return note + figs.add(fig, "risk_coverage", "risk-coverage curves of the informative rungs")
+
+
 def _slug(name: str) -> str:
     return name.replace("+", "_").replace("/", "_")
 
@@ -472,6 +496,7 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
         + figs.add(plots.tradeoff_calibration(plotted, dataset), "f1_ece", "macro-F1 against ECE")
     )
     sections.append("<h2>Reliability</h2>" + _reliability_section(stored, figs))
+    sections.append("<h2>Selective prediction</h2>" + _selective_section(stored, figs))
     sweep_path = folder / "mc_sweep.json"
     if sweep_path.is_file():
         sweep = json.loads(sweep_path.read_text(encoding="utf-8"))

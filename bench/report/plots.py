@@ -162,6 +162,22 @@ def reliability_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], n_bins: i
     return fig
 
 
+def risk_coverage(curves: dict[str, tuple[np.ndarray, np.ndarray, str, float]], title: str) -> Figure:
+    """Selective risk against coverage, one line per rung: ``curves`` maps a rung to (coverage, risk, colour, AURC)."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for rung, (coverage, risk, colour, aurc) in curves.items():
+        ax.step(coverage, risk, where="post", color=colour, linewidth=1.4, label=f"{rung} (AURC {aurc:.4f})")
+    ax.set_xlabel("coverage (share of test decisions accepted, most confident first)")
+    ax.set_ylabel("selective risk (error rate among the accepted)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def mc_sweep(sweep: dict[str, Any]) -> Figure:
     """ECE and accuracy against the number of MC passes (mean ± std over repeats), deterministic rung as a line."""
     summary = pd.DataFrame(sweep["summary"])
