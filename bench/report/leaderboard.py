@@ -444,6 +444,8 @@ def footnotes(
         "confidences would score at least this much 5% of the time on this many examples. Brier: scikit-learn's "
         "scale — binary, the squared error of the positive class's probability (0–1); more classes, the squared "
         "distance of the probability vector to the one-hot label (0–2); multi-label, the mean over labels (0–1). "
+        "AURC: the area under the risk–coverage curve — abstaining on the least confident decisions first, the "
+        "error rate among those kept, averaged over every threshold (lower is better). "
         "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. "
         f"{machines}\n"
     )
