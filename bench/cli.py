@@ -376,7 +376,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bench.perf import gate as perf
-    from bench.rungs.registry import list_rungs
+    from bench.rungs.registry import get_rung, list_rungs
 
     if args.save == args.check:
         raise BenchError("say --save (store a new baseline) or --check (compare with it)")
@@ -389,6 +389,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
             raise BenchError(f"{name} must be at least {least}")
     if args.threshold is not None and not args.threshold > 0:
         raise BenchError("--threshold must be a positive fraction, e.g. 0.25")
+    if args.common_limit is not None and not args.common_limit > 0:
+        raise BenchError("--common-limit must be a positive fraction, e.g. 0.5")
+    common_limit = perf.DEFAULT_COMMON_LIMIT if args.common_limit is None else args.common_limit
     limits = _parse_limits(args.limit)
     baseline = Path(args.baseline)
     selected = set(_expand_rungs(_csv(args.rungs)))  # unknown names fail here, with suggestions
@@ -426,19 +429,38 @@ def cmd_perf(args: argparse.Namespace) -> int:
         print(f"note: the baseline was measured in another environment: {'; '.join(changed)}")
     threshold = args.threshold or stored.get("default_threshold", perf.DEFAULT_THRESHOLD)
     thresholds = {**stored.get("thresholds", {}), **limits}
+    wrappers = [name for name in list_rungs() if get_rung(name).bases]
+
+    def judge() -> tuple[list[dict[str, Any]], float, int]:
+        common, n = perf.common_drift(current, entry, wrappers)
+        return perf.compare(current, entry, threshold, thresholds, common), common, n
+
     runs = _perf_runs(args, args.rungs, args.runs or 1, str(baseline))
     current = {"cases": perf.combine_runs(runs, upper=False)}
-    rows = perf.compare(current, entry, threshold, thresholds)
+    rows, common, n_common = judge()
     suspects = perf.to_retry(rows)
     if suspects and args.retries:
         print(f"over the limit: {', '.join(suspects)}; measuring them {args.retries} more time(s) in fresh runs")
         runs = [{k: c for k, c in run.items() if c["rung"] in suspects} for run in runs]
         runs += _perf_runs(args, ",".join(suspects), args.retries, str(baseline))
         current["cases"].update(perf.combine_runs(runs, upper=False))
-        rows = perf.compare(current, entry, threshold, thresholds)
+        rows, common, n_common = judge()
     print(perf.stability(current["cases"]))
+    if n_common >= perf.COMMON_MIN_CASES:
+        print(
+            f"ladder drift: the median change of the {n_common} base-rung cases is {common - 1:+.1%} (limit "
+            f"+{common_limit:.0%}); each case is judged on its change relative to it (vs ladder)"
+        )
+    else:
+        print(f"ladder drift: not estimated ({n_common} base-rung cases, {perf.COMMON_MIN_CASES} needed)")
     print(perf.table(rows))
     bad = perf.failed(rows)
+    if common - 1 > common_limit:
+        print(
+            f"FAIL: the whole ladder is {common - 1:+.1%} slower than its baseline (limit +{common_limit:.0%}): "
+            "a slower machine or a slower shared path (numpy, torch, the harness)"
+        )
+        bad = [*bad, {"case": "ladder"}]
     if bad:
         print(f"FAIL: {len(bad)} case(s) slower than their limit: " + ", ".join(r["case"] for r in bad))
         if changed:
@@ -675,6 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="--check: rungs over their limit are measured this many more times in fresh processes and "
         "judged on the median of all their runs, so one noisy run does not fail the gate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--common-limit",
+        type=float,
+        default=None,
+        help="--check: allowed common change of the whole ladder (the median change of the base rungs' cases) "
+        "before the check fails on it alone; each case is judged relative to it (default: 0.5)",
     )
     p.add_argument(
         "--unknown-machine",

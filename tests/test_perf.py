@@ -57,6 +57,26 @@ def test_compare_flags_only_growth_beyond_the_limit():
     assert "SLOWER" in text and "+30.0%" in text and "baseline ratio" in text and "new" in text
 
 
+def test_a_common_drift_of_the_ladder_is_not_a_regression_but_one_rung_beyond_it_is():
+    rungs = ["a", "b", "c", "d", "e", "f"]
+    baseline = {"cases": {f"{r}@{b}": _case(r, b, 1.0) for r in [*rungs, "a+ts"] for b in (1, 16)}}
+    moved = {r: 1.3 for r in rungs} | {"d": 1.1, "e": 1.7, "a+ts": 3.0}  # every rung +30 %, d +10 %, e +70 %
+    current = {"cases": {f"{r}@{b}": _case(r, b, moved[r]) for r in [*rungs, "a+ts"] for b in (1, 16)}}
+    common, n = perf.common_drift(current, baseline, wrappers=["a+ts"])
+    assert (common, n) == (pytest.approx(1.3), 12)  # the median of the 12 base-rung cases; the wrapper left out
+    rows = {r["case"]: r for r in perf.compare(current, baseline, threshold=0.25, common=common)}
+    assert rows["a@1"]["change"] == pytest.approx(0.3) and rows["a@1"]["relative"] == pytest.approx(0.0)
+    assert rows["a@1"]["verdict"] == rows["d@16"]["verdict"] == "ok"  # d: 15 % faster than the ladder
+    assert rows["e@1"]["relative"] == pytest.approx(1.7 / 1.3 - 1) and rows["e@1"]["verdict"] == "SLOWER"  # +30.8 %
+    assert rows["a+ts@1"]["verdict"] == "SLOWER"
+    assert sorted(perf.to_retry(list(rows.values()))) == ["a+ts", "e"]
+    uncorrected = {r["case"]: r for r in perf.compare(current, baseline, threshold=0.25)}
+    assert uncorrected["a@1"]["verdict"] == "SLOWER" and uncorrected["a@1"]["relative"] == pytest.approx(0.3)
+    assert "vs ladder" in perf.table(list(rows.values()))
+    few = {"cases": {k: v for k, v in current["cases"].items() if k[0] in "ab"}}
+    assert perf.common_drift(few, baseline, ["a+ts"]) == (1.0, 4)  # too few cases to estimate the ladder's drift
+
+
 def test_estimate_takes_the_fastest_rounds_over_the_geometric_mean_of_the_reference_parts():
     rung = [3.0, 2.0, 5.0, 4.0]
     parts = {"matmul": [1.0, 2.0, 1.5, 3.0], "python": [4.0, 8.0, 5.0, 6.0]}

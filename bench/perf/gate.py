@@ -21,6 +21,12 @@ What makes it survive noisy machines (each measured, see README "Latency regress
   stepping), ISA, core count, thread count and timer, and ``--check`` compares only with its own kind's entry.
 - **Fresh processes, confirmed failures.** Every suite run is its own Python process; a rung over its limit is
   measured again in more fresh processes and judged on the median of all its runs.
+- **Judged against the ladder's common drift.** Hours apart, on the same machine and code, every case moved
+  together (+3 to +50 %, median +25 %) while the reference parts did not: a shared host changes speed in
+  ways two small reference loops do not see. A check therefore divides each case's change by the *ladder's
+  common change* (:func:`common_drift`: the median over the base rungs' cases), so a regression is a rung
+  slower than the rest of the ladder; a common change beyond its own limit (``DEFAULT_COMMON_LIMIT``) fails
+  on its own, so a slowdown of every rung is not excused without bound.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ from bench.rungs.registry import base_arguments, create_rung, get_rung, with_bas
 
 BATCH_SIZES = (1, 16)
 DEFAULT_THRESHOLD = 0.25
+# The ladder's common change (median over base-rung cases) a check tolerates before failing on it alone, and the
+# fewest such cases it is estimated from (fewer: no correction, each case judged on its own change).
+DEFAULT_COMMON_LIMIT = 0.5
+COMMON_MIN_CASES = 6
 DEFAULT_THREADS = 1
 # What a round is timed with: the process's CPU time (default; time the scheduler gave to others is not
 # counted) or the wall clock (counts waiting too: sleeps, blocking I/O, and every neighbour's time slice).
@@ -255,17 +265,36 @@ def to_retry(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted({r["rung"] for r in failed(rows)})
 
 
+def common_drift(
+    current: Mapping[str, Any], baseline: Mapping[str, Any], wrappers: Sequence[str] = ()
+) -> tuple[float, int]:
+    """The ladder's common change, as a factor: the median of current / baseline ratio over the cases both hold,
+    leaving out ``wrappers`` (they repeat their bases' work, so they would weigh one rung twice); and how many
+    cases it is the median of. ``(1.0, n)`` when ``n`` is below :data:`COMMON_MIN_CASES`: too few to tell the
+    ladder's drift from one rung's change."""
+    factors = [
+        now["ratio"] / base["ratio"]
+        for key, base in baseline["cases"].items()
+        if (now := current["cases"].get(key)) is not None and base["rung"] not in wrappers
+    ]
+    if len(factors) < COMMON_MIN_CASES:
+        return 1.0, len(factors)
+    return float(np.median(factors)), len(factors)
+
+
 def compare(
     current: Mapping[str, Any],
     baseline: Mapping[str, Any],
     threshold: float = DEFAULT_THRESHOLD,
     thresholds: Mapping[str, float] | None = None,
+    common: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """One row per case in ``baseline["cases"]``: baseline ratio, current ratio, change and verdict.
+    """One row per case in ``baseline["cases"]``: baseline ratio, current ratio, change, change relative to the
+    ladder's ``common`` change (:func:`common_drift`; 1.0: none) and verdict.
 
-    A case fails (``SLOWER``) when its ratio grew by more than its rung's limit (``thresholds[rung]``, else
-    ``threshold``); ``faster`` beyond the limit is reported, not failed; a case missing now is ``missing``, one
-    the baseline lacks is ``new`` (neither fails: re-save the baseline)."""
+    A case fails (``SLOWER``) when its change relative to the ladder grew by more than its rung's limit
+    (``thresholds[rung]``, else ``threshold``); ``faster`` beyond the limit is reported, not failed; a case
+    missing now is ``missing``, one the baseline lacks is ``new`` (neither fails: re-save the baseline)."""
     thresholds = thresholds or {}
     rows = []
     for key, base in sorted(baseline["cases"].items()):
@@ -280,17 +309,20 @@ def compare(
             "limit": limit,
             "current": None,
             "change": None,
+            "relative": None,
             "verdict": "missing",
         }
         if now is not None:
             change = now["ratio"] / base["ratio"] - 1
+            relative = (1 + change) / common - 1
             row.update(
                 current=now["ratio"],
                 change=change,
+                relative=relative,
                 halves=now.get("halves"),
                 between=now.get("between"),
                 runs=len(now.get("run_ratios", [now["ratio"]])),
-                verdict="SLOWER" if change > limit else ("faster" if change < -limit else "ok"),
+                verdict="SLOWER" if relative > limit else ("faster" if relative < -limit else "ok"),
             )
         rows.append(row)
     for key, now in sorted(current["cases"].items()):
@@ -304,6 +336,7 @@ def compare(
                     "limit": float(thresholds.get(now["rung"], threshold)),
                     "current": now["ratio"],
                     "change": None,
+                    "relative": None,
                     "verdict": "new",
                 }
             )
@@ -335,6 +368,7 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
             num(r["baseline"]),
             num(r["current"]),
             _pct(r["change"], signed=True),
+            _pct(r.get("relative"), signed=True),
             f"±{r['limit']:.0%}",
             _pct(r.get("halves")),
             r.get("runs", ""),
@@ -351,6 +385,7 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
             "baseline ratio",
             "current ratio",
             "change",
+            "vs ladder",
             "limit",
             "halves",
             "runs",
