@@ -236,6 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ece_bins=args.ece_bins,
         force=args.force,
         options=options,
+        conformal_alpha=_alpha(args.alpha),
     )
     _check_options(settings)
     if args.address and args.executor != "ray":
@@ -475,6 +476,12 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alpha(value: float) -> float:
+    if not 0 < value < 1:
+        raise BenchError(f"--alpha {value}: a miscoverage between 0 and 1, e.g. 0.1 for 90% prediction sets")
+    return value
+
+
 def cmd_rescore(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -483,8 +490,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     store = ResultStore(args.output)
     names = _stored_datasets(store, args.datasets)
+    alpha = None if args.alpha is None else _alpha(args.alpha)
     with store.locked("bench rescore"):
-        rows = [row for name in names for row in rescore(store, name)]
+        rows = [row for name in names for row in rescore(store, name, alpha)]
         _write_leaderboards(args.output, names)
     print(
         tabulate(
@@ -617,6 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how = p.add_argument_group("how")
     _add_settings(how, seeds=True)
+    how.add_argument(
+        "--alpha",
+        type=float,
+        default=0.1,
+        help="conformal miscoverage: prediction sets aim to hold the true class with probability 1 - ALPHA "
+        "(default: %(default)s; a scoring setting: `bench rescore --alpha` changes it without refitting)",
+    )
     how.add_argument("--no-html", action="store_true", help="leaderboards only: skip the HTML report")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
@@ -725,6 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--datasets", metavar="X,Y", help="datasets to rescore (default: all with results)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"results folder (default: {DEFAULT_OUTPUT})")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="conformal miscoverage to score prediction sets at (default: each result's own, else 0.1)",
+    )
     p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser(

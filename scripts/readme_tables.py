@@ -1,29 +1,40 @@
 """Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks), step tables
-(``<!-- DATASET-steps: ... -->``) and rung-against-rung tables over every dataset (``<!-- versus A B: ... -->``)
-from results/.
+(``<!-- DATASET-steps: ... -->``), conformal tables (``<!-- DATASET-conformal: ... -->``) and rung-against-rung
+tables over every dataset (``<!-- versus A B: ... -->``) from results/.
 
 Usage: ``python scripts/readme_tables.py`` from the repository root; tests/test_readme.py checks the tables.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from bench.report.leaderboard import build, formatted
+from bench.report.leaderboard import Leaderboard, build, formatted
 from bench.store.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
 STEPS = re.compile(r"(<!-- (\w+)-steps:[^\n]*-->\n)(?:\|[^\n]*\n)*")
 VERSUS = re.compile(r"(<!-- versus ([\w+]+) ([\w+]+):[^\n]*-->\n)(?:\|[^\n]*\n)*")
+CONFORMAL = re.compile(r"(<!-- (\w+)-conformal:[^\n]*-->\n)(?:\|[^\n]*\n)*")
+
+
+@functools.cache
+def board(dataset: str) -> Leaderboard:
+    """The leaderboard of ``dataset`` from results/ (built once per process: every table of a dataset shares it)."""
+    found = build(ResultStore(ROOT / "results"), dataset)
+    if found is None:
+        raise SystemExit(f"results/ has nothing for {dataset}")
+    return found
 
 
 def cells(dataset: str) -> pd.DataFrame:
     """The leaderboard's display cells of the finished rungs of ``dataset``, in leaderboard order."""
-    frame = build(ResultStore(ROOT / "results"), dataset).frame
+    frame = board(dataset).frame
     return formatted(frame)[frame["status"] == "ok"]
 
 
@@ -38,7 +49,12 @@ def table(dataset: str, columns: list[str]) -> str:
 
 def steps(dataset: str) -> str:
     """What each step buys on ``dataset``: the leaderboard's step table as Markdown."""
-    return build(ResultStore(ROOT / "results"), dataset).steps.to_markdown(index=False, disable_numparse=True) + "\n"
+    return board(dataset).steps.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def conformal(dataset: str) -> str:
+    """The conformal prediction sets of ``dataset``'s rungs: the leaderboard's conformal table as Markdown."""
+    return board(dataset).conformal.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def versus(rung: str, other: str) -> str:
@@ -52,11 +68,11 @@ def versus(rung: str, other: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset in store.datasets():
-        board = build(store, dataset)
-        found = {r["rung"]: r for r in board.results if r.get("status") == "ok"}
-        if board.comparison is None or rung not in found or other not in found:
+        built = board(dataset)
+        found = {r["rung"]: r for r in built.results if r.get("status") == "ok"}
+        if built.comparison is None or rung not in found or other not in found:
             continue
-        d = board.comparison.difference(rung, other, "f1_macro")
+        d = built.comparison.difference(rung, other, "f1_macro")
         info = found[rung].get("fit_info") or {}
         lines.append(
             f"| {dataset} | {found[other]['metrics']['f1_macro']:.4f} | {found[rung]['metrics']['f1_macro']:.4f} | "
@@ -79,6 +95,7 @@ def main() -> None:
     text = MARKER.sub(rewrite, text)
     text = STEPS.sub(lambda m: m.group(1) + steps(m.group(2)), text)
     text = VERSUS.sub(lambda m: m.group(1) + versus(m.group(2), m.group(3)), text)
+    text = CONFORMAL.sub(lambda m: m.group(1) + conformal(m.group(2)), text)
     readme.write_text(text, encoding="utf-8")
 
 

@@ -107,6 +107,7 @@ def _write(tmp_path, name, text: bytes):
         (["--models", "finetuned", "--option", "finetuned.nonsense=1"], "has no option 'nonsense'"),
         (["--models", "finetuned", "--option", "finetuned"], "expected RUNG.KEY=VALUE"),
         (["--models", "tfidf_lr", "--option", "tfidf_lr.seed=3"], "use --seed instead"),
+        (["--models", "majority", "--alpha", "1.5"], "a miscoverage between 0 and 1"),
         ([], "choose the rungs"),
     ],
 )

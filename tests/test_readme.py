@@ -57,6 +57,18 @@ def test_versus_tables_match_committed_results():
         assert block.count("\n") >= 2 + 6  # header, rule and one row per dataset
 
 
+def test_conformal_tables_match_committed_results():
+    """Issue 19's table: conformal coverage and set size of every rung on emotion at alpha 0.1."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import conformal
+
+    blocks = re.findall(r"<!-- (\w+)-conformal:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    assert "emotion" in {name for name, _ in blocks}
+    for dataset, block in blocks:
+        assert block == conformal(dataset), dataset
+        assert "coverage (LAC)" in block and "set size (class-wise LAC)" in block
+
+
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     code = README.split("## Adding a rung")[1].split("```python")[1].split("```")[0]
     registry.list_rungs()

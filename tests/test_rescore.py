@@ -61,3 +61,20 @@ def test_a_changed_stored_base_is_fitted_again(toy_data, tmp_path, caplog):
     [wrapped] = run([ds], ["tfidf_lr+ts"], QUICK, tmp_path)
     assert wrapped["status"] == "ok" and wrapped["fit_info"]["reused_fit_seconds"] == 0
     assert "not the one its result names" in caplog.text and wrapped["base_artifacts"] == {"tfidf_lr": None}
+
+
+def test_alpha_is_a_scoring_setting_rescore_changes_it_and_a_run_keeps_the_fit(toy_data, tmp_path, capsys):
+    ds = load_dataset("toy_sentiment", data_dir=toy_data)
+    [first] = run([ds], ["tfidf_lr"], RunSettings(profile=get_profile("quick"), conformal_alpha=0.2), tmp_path)
+    assert first["metrics"]["conformal"]["alpha"] == 0.2
+    assert main(["rescore", "--output", str(tmp_path)]) == 0  # the stored alpha is kept
+    assert ResultStore(tmp_path).read(ds.name, "tfidf_lr")["metrics"]["conformal"]["alpha"] == 0.2
+    assert main(["rescore", "--output", str(tmp_path), "--alpha", "0.05"]) == 0
+    rescored = ResultStore(tmp_path).read(ds.name, "tfidf_lr")
+    assert rescored["metrics"]["conformal"]["alpha"] == 0.05
+    assert rescored["metrics"]["conformal"]["lac"]["coverage"] >= first["metrics"]["conformal"]["lac"]["coverage"]
+    assert rescored["metrics"]["f1_macro"] == first["metrics"]["f1_macro"]
+    assert "conformal" in (tmp_path / ds.name / "leaderboard.md").read_text()
+    capsys.readouterr()
+    assert main(["rescore", "--output", str(tmp_path), "--alpha", "0"]) == 2
+    assert "a miscoverage between 0 and 1" in capsys.readouterr().err

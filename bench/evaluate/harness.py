@@ -21,6 +21,7 @@ from bench import __version__, cache
 from bench.data import Dataset
 from bench.environment import cpu_count, environment, thread_budget, timing_machine
 from bench.errors import BenchError, NotApplicable
+from bench.evaluate.conformal import DEFAULT_ALPHA
 from bench.evaluate.efficiency import (
     Efficiency,
     folder_size,
@@ -49,6 +50,9 @@ class RunSettings:
     device: str = "cpu"
     ece_bins: int = 15
     force: bool = False
+    # a scoring parameter, not part of a result's configuration: `bench rescore --alpha` changes it for stored
+    # results without refitting
+    conformal_alpha: float = DEFAULT_ALPHA
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rung user options (--option)
 
     def options_for(self, rung: str) -> dict[str, Any]:
@@ -413,7 +417,7 @@ def evaluate(
             t0 = time.perf_counter()
             probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
             predict_seconds = time.perf_counter() - t0
-        scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds)
+        scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds, settings.conformal_alpha)
         result["metrics"] = score(scored)
         result["metrics_version"] = METRICS_VERSION
         result["intervals"] = interval_report(scored, result["metrics"])

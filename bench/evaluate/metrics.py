@@ -32,6 +32,7 @@ from sklearn.metrics import (
 
 from bench.data.spec import TaskSpec
 from bench.errors import UnknownNameError
+from bench.evaluate import conformal
 from bench.evaluate.calibration import (
     DEFAULT_BINS,
     binary_top_label,
@@ -44,8 +45,8 @@ from bench.evaluate.thresholds import Thresholds
 
 # 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals;
 # 4: macro averages over the classes present in test; 5: selective prediction (AURC, AUGRC, risk@80% coverage,
-# coverage@5% risk)
-METRICS_VERSION = 5
+# coverage@5% risk); 6: conformal prediction sets
+METRICS_VERSION = 6
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
 Direction = Literal["max", "min"] | None
@@ -54,14 +55,16 @@ Direction = Literal["max", "min"] | None
 @dataclass(frozen=True)
 class Predictions:
     """What every metric is computed from: a task's test probabilities ``[N, C]`` and labels (``[N]`` class
-    indices, or ``[N, C]`` 0/1 for multi-label), the ECE bin count and the multi-label decision thresholds
-    (default: 0.5 everywhere). Shared intermediate values are computed once."""
+    indices, or ``[N, C]`` 0/1 for multi-label), the ECE bin count, the multi-label decision thresholds
+    (default: 0.5 everywhere) and the conformal miscoverage ``alpha``. Shared intermediate values are computed
+    once."""
 
     spec: TaskSpec
     probs: np.ndarray
     y: np.ndarray
     n_bins: int = DEFAULT_BINS
     thresholds: Thresholds | None = None
+    alpha: float = conformal.DEFAULT_ALPHA
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -95,7 +98,7 @@ class Predictions:
 
     def subset(self, idx: np.ndarray) -> Predictions:
         """The same predictions restricted to (possibly repeated) examples ``idx``."""
-        return Predictions(self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds)
+        return Predictions(self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds, self.alpha)
 
     @property
     def n(self) -> int:
@@ -583,6 +586,14 @@ for _name, _direction, _header in (
 ):
     _values = _selective(_name)
     register_metric(_name, direction=_direction, header=_header, resample=_values)(_point(_values))
+
+
+@register_metric("conformal", direction=None, tasks={SINGLE}, columns=(("set size (LAC)", "lac.set_size"),), digits=2)
+def conformal_sets(p: Predictions) -> dict[str, Any]:
+    """Split-conformal prediction sets at level ``1 - alpha`` (:mod:`bench.evaluate.conformal`): per score (LAC,
+    APS, and each class-wise), coverage with its interval over random calibration halves of the test split, mean
+    set size, empty sets, the worst-covered class. Single-label only (a multi-label set is another construction)."""
+    return {"alpha": p.alpha, "splits": conformal.SPLITS, **conformal.evaluate(p.probs, p.y, p.alpha)}
 
 
 @register_metric("per_class", direction=None)

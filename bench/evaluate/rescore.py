@@ -15,6 +15,7 @@ import numpy as np
 
 from bench.data.spec import TaskSpec
 from bench.errors import BenchError
+from bench.evaluate.conformal import DEFAULT_ALPHA
 from bench.evaluate.harness import config_hash
 from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
@@ -52,21 +53,30 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def stored_predictions(result: dict[str, Any], probs: np.ndarray, labels: np.ndarray) -> Predictions:
-    """What a stored result's metrics are computed from: its task, bins and (multi-label) tuned thresholds."""
+def stored_predictions(
+    result: dict[str, Any], probs: np.ndarray, labels: np.ndarray, alpha: float | None = None
+) -> Predictions:
+    """What a stored result's metrics are computed from: its task, bins, (multi-label) tuned thresholds and conformal
+    ``alpha`` (given, else the one it was scored with, else the default)."""
     data, old = result.get("data") or {}, result.get("metrics") or {}
     spec = TaskSpec(result["dataset"], data.get("task", "single-label"), tuple(data.get("labels") or ()))
     if len(spec.labels) != probs.shape[1]:
         raise BenchError(f"{result['dataset']}/{result['rung']}: stored labels do not match its predictions")
     n_bins = int((result.get("config") or {}).get("ece_bins") or old.get("ece_bins") or 15)
     thresholds = Thresholds.from_metrics(old, spec.labels) if spec.multilabel and "threshold" in old else None
-    return Predictions(spec, probs, labels, n_bins, thresholds)
+    if alpha is None:
+        alpha = float((old.get("conformal") or {}).get("alpha") or DEFAULT_ALPHA)
+    return Predictions(spec, probs, labels, n_bins, thresholds, alpha)
 
 
-def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str, Any], float]:
-    """The result with every registered metric and its interval recomputed from its stored predictions, and the
-    largest change of a scalar metric it already had (0 when all agree; NaN when it had none)."""
-    p = stored_predictions(result, *store.load_predictions(result["dataset"], result["rung"], seed_of(result)))
+def rescore_result(
+    result: dict[str, Any], store: ResultStore, alpha: float | None = None
+) -> tuple[dict[str, Any], float]:
+    """The result with every registered metric and its interval recomputed from its stored predictions (``alpha``:
+    conformal miscoverage, default the stored one), and the largest change of a scalar metric it already had (0
+    when all agree; NaN when it had none)."""
+    stored = store.load_predictions(result["dataset"], result["rung"], seed_of(result))
+    p = stored_predictions(result, *stored, alpha)
     metrics = score(p)
     before, after = _scalars(result.get("metrics") or {}), _scalars(metrics)
     shared = set(before) & set(after)
@@ -81,7 +91,12 @@ def rescore_result(result: dict[str, Any], store: ResultStore) -> tuple[dict[str
 
 
 def _rescore_seed(
-    store: ResultStore, dataset: str, seed: int, results: dict[str, dict[str, Any]], chance: dict[str, bool]
+    store: ResultStore,
+    dataset: str,
+    seed: int,
+    results: dict[str, dict[str, Any]],
+    chance: dict[str, bool],
+    alpha: float | None = None,
 ) -> list[dict[str, Any]]:
     """Rescore one seed's results, bases first (a wrapper's configuration holds its bases' hashes)."""
     hashes: dict[str, str] = {}
@@ -105,7 +120,7 @@ def _rescore_seed(
             status = "ok, no predictions.npz: metrics kept"
         elif status == "ok":
             try:
-                result, change = rescore_result(result, store)
+                result, change = rescore_result(result, store, alpha)
                 result["rescored_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             except StoreError as exc:  # `run` computes such a result again
                 log.warning("%s/%s seed %d: %s; its metrics are kept", dataset, rung, seed, exc)
@@ -123,10 +138,11 @@ def _rescore_seed(
     return rows
 
 
-def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
+def rescore(store: ResultStore, dataset: str, alpha: float | None = None) -> list[dict[str, Any]]:
     """Rescore every stored result (every seed) of ``dataset`` in place: result.json only — predictions, artifacts,
-    fit times and timestamps stay. Results in the older flat layout are first moved into their seed's folder.
-    Returns a summary row per result."""
+    fit times and timestamps stay (``alpha``: score conformal sets at this miscoverage instead of the stored one).
+    Results in the older flat layout are first moved into their seed's folder. Returns a summary row per
+    result."""
     store.migrate(dataset)
     chance = {name: not get_rung(name).capabilities.informative for name in list_rungs()}
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
@@ -134,5 +150,7 @@ def rescore(store: ResultStore, dataset: str) -> list[dict[str, Any]]:
         for result in results:
             by_seed.setdefault(seed_of(result), {})[rung] = result
     return [
-        row for seed, results in sorted(by_seed.items()) for row in _rescore_seed(store, dataset, seed, results, chance)
+        row
+        for seed, results in sorted(by_seed.items())
+        for row in _rescore_seed(store, dataset, seed, results, chance, alpha)
     ]

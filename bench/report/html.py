@@ -25,7 +25,7 @@ from bench.evaluate.metrics import risk_coverage_curve
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
-from bench.report.leaderboard import CHECKS_TITLE, STEPS_NOTE, Leaderboard, build, formatted, save
+from bench.report.leaderboard import CHECKS_TITLE, STEPS_NOTE, Leaderboard, build, conformal_note, formatted, save
 from bench.rungs.registry import colour_for, get_rung, list_rungs
 from bench.store.results import ResultStore
 
@@ -497,6 +497,12 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     )
     sections.append("<h2>Reliability</h2>" + _reliability_section(stored, figs))
     sections.append("<h2>Selective prediction</h2>" + _selective_section(stored, figs))
+    if not stored.board.conformal.empty:
+        sections.append(
+            "<h2>Conformal prediction sets</h2>"
+            + f'<p class="note">{_esc(conformal_note(stored.board.results))}</p>'
+            + _table_html(stored.board.conformal)
+        )
     sweep_path = folder / "mc_sweep.json"
     if sweep_path.is_file():
         sweep = json.loads(sweep_path.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -446,6 +446,7 @@ def footnotes(
         "distance of the probability vector to the one-hot label (0–2); multi-label, the mean over labels (0–1). "
         "AURC: the area under the risk–coverage curve — abstaining on the least confident decisions first, the "
         "error rate among those kept, averaged over every threshold (lower is better). "
+        f"{_set_size_footnote(results)}"
         "Latency: one text per call. Params, size and fit time of a wrapper include its bases'. "
         f"{machines}\n"
     )
@@ -456,6 +457,70 @@ def footnotes(
             "for its F1 where it has at least 5 validation positives); ECE is the mean over labels of the binary ECE.\n"
         )
     return text
+
+
+def _conformal_of(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The conformal scores of the first result that has them (their alpha and splits are the run's)."""
+    return next(
+        ((r.get("metrics") or {}).get("conformal") for r in results if (r.get("metrics") or {}).get("conformal")), {}
+    )
+
+
+def _set_size_footnote(results: Sequence[dict[str, Any]]) -> str:
+    """The footnote sentence on the conformal set-size column (empty when no result has conformal sets)."""
+    scored = _conformal_of(results)
+    if not scored:
+        return ""
+    alpha = float(scored["alpha"])
+    return (
+        "Set size (LAC): the mean size of split-conformal prediction sets meant to hold the true class "
+        f"{1 - alpha:.0%} of the time (alpha {alpha:g}; LAC scores, each of {scored.get('splits', '?')} random "
+        "halves of the test split calibrating the other; coverage and the other scores in the HTML report). "
+    )
+
+
+CONFORMAL_SCORES = (("LAC", "lac"), ("APS", "aps"), ("class-wise LAC", "lac_classwise"))
+
+
+def conformal_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.DataFrame:
+    """Per rung with conformal sets (in ``order``): each score's coverage with the range of the middle 95% of its
+    calibration splits, mean set size and worst-covered class; LAC's share of empty sets."""
+    by_rung = {r["rung"]: r for r in results if (r.get("metrics") or {}).get("conformal")}
+    rows = []
+    for rung in [r for r in order if r in by_rung]:
+        result = by_rung[rung]
+        sets, labels = result["metrics"]["conformal"], (result.get("data") or {}).get("labels") or []
+        row: dict[str, str] = {"rung": rung}
+        for title, key in CONFORMAL_SCORES:
+            s = sets.get(key) or {}
+            if not s:
+                continue
+            row[f"coverage ({title})"] = f"{s['coverage']:.3f} [{s['coverage_low']:.3f}, {s['coverage_high']:.3f}]"
+            row[f"set size ({title})"] = f"{s['set_size']:.2f}"
+            if key == "lac":
+                row["empty sets (LAC)"] = f"{s['empty']:.1%}"
+            worst = s.get("worst_class")
+            name = labels[worst] if worst is not None and worst < len(labels) else str(worst)
+            cov = s.get("worst_class_coverage")
+            row[f"worst class ({title})"] = "" if cov is None else f"{name} {cov:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def conformal_note(results: Sequence[dict[str, Any]]) -> str:
+    """What the conformal table shows."""
+    scored = _conformal_of(results)
+    alpha = float(scored.get("alpha", 0.1))
+    return (
+        f"Split-conformal prediction sets at alpha {alpha:g} (meant to hold the true class {1 - alpha:.0%} of the "
+        f"time), from each rung's stored test predictions: each of {scored.get('splits', '?')} random halves of the "
+        "test split calibrates the other half (the rungs fit on validation, so its scores are not exchangeable with "
+        "test). Coverage: mean over the splits [the middle 95% of splits: what one calibration set of this size "
+        "gives]. LAC: a class is in the set when 1 - p is under the calibrated threshold (smallest sets on average; "
+        "may be empty). APS: classes in order of probability until their mass reaches the threshold (randomised; "
+        "sets adapt to how unsure the rung is). Class-wise: one threshold per class, so each class is covered, not "
+        "only the average; worst class: the least covered class, pooled over the splits."
+    )
 
 
 def sanity_checks(results: Sequence[dict[str, Any]], comparison: Comparison | None) -> list[str]:
@@ -496,6 +561,7 @@ class Leaderboard:
     steps: pd.DataFrame
     notes: str
     checks: list[str]
+    conformal: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def newest_data(
@@ -533,7 +599,8 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     steps = with_ratios(steps_frame(comparison), results)
     notes = footnotes(results, comparison, frame)
     checks = [*left_out, *sanity_checks(results, comparison)]
-    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks)
+    sets = conformal_frame(results, list(frame["rung"]))
+    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks, sets)
 
 
 def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
@@ -548,6 +615,11 @@ def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
             + "\n"
         )
         board.steps.to_csv(folder / STEPS_FILE, index=False)
+    if not board.conformal.empty:
+        md += f"\n## Conformal prediction sets\n\n{conformal_note(board.results)}\n\n" + board.conformal.to_markdown(
+            index=False, disable_numparse=True
+        )
+        md += "\n"
     md_path, csv_path = folder / MD_FILE, folder / CSV_FILE
     md_path.write_text(md, encoding="utf-8")
     csv = board.frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'
