@@ -3,7 +3,9 @@ into a fresh output folder, alternating which goes first), reporting
 
 - the wall time of each run and the local/ray ratio (median over repeats),
 - that every cell's metrics and predictions agree (largest absolute difference over all cells),
-- per rung, the latency p50 under Ray over the local one (medians over seeds and repeats).
+- per cell, the latency p50 under Ray over the local one (medians over seeds and repeats), beside how far two
+  local runs of the same cell (same seed, another repeat) lie apart: the measurement's own noise floor, which a
+  comparison between executors cannot beat.
 
 Writes ``<out>/<name>.json`` and ``<out>/<name>.md``. Example (the issue's grid)::
 
@@ -81,6 +83,22 @@ def compare(local: ResultStore, ray: ResultStore) -> dict[str, Any]:
     return {"cells": len(a), "max_metric_diff": worst_metric, "max_prob_diff": worst_probs, "differ": differ}
 
 
+def latency_row(runs: dict[str, dict[int, list[float]]]) -> dict[str, Any]:
+    """One cell's p50s: each executor's runs and median, ray / local, and the local runs' own spread — for each
+    seed timed in several local repeats, the largest / smallest of its p50s (1.0 when there is one repeat)."""
+    flat = {executor: [v for values in seeds.values() for v in values] for executor, seeds in runs.items()}
+    local, ray = statistics.median(flat["local"]), statistics.median(flat["ray"])
+    spreads = [max(v) / min(v) for v in runs["local"].values() if len(v) > 1 and min(v) > 0]
+    return {
+        "local_runs_ms": flat["local"],
+        "ray_runs_ms": flat["ray"],
+        "local_ms": local,
+        "ray_ms": ray,
+        "ratio": ray / local if local > 0 else float("nan"),
+        "local_spread": max(spreads) if spreads else 1.0,
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--name", required=True)
@@ -102,22 +120,17 @@ def main() -> int:
                 stores[executor].append(ResultStore(output))
                 print(f"repeat {i}: {executor} {walls[executor][-1]:.1f} s", file=sys.stderr)
         agreement = [compare(a, b) for a, b in zip(stores["local"], stores["ray"])]
-        p50: dict[str, dict[str, list[float]]] = {}
+        # every run's p50 of every cell: {dataset/rung: {executor: {seed: [p50 per repeat]}}}
+        p50: dict[str, dict[str, dict[int, list[float]]]] = {}
         for executor, runs in stores.items():
             for store in runs:
-                for (dataset, rung, _), r in cells(store).items():
+                for (dataset, rung, seed), r in cells(store).items():
                     value = (r.get("efficiency") or {}).get("latency_ms_p50")
                     if r["status"] == "ok" and value is not None:
-                        p50.setdefault(f"{dataset}/{rung}", {}).setdefault(executor, []).append(value)
-    latency = {
-        cell: {
-            "local_ms": statistics.median(v["local"]),
-            "ray_ms": statistics.median(v["ray"]),
-            "ratio": statistics.median(v["ray"]) / statistics.median(v["local"]),
-        }
-        for cell, v in sorted(p50.items())
-        if v.get("local") and v.get("ray") and statistics.median(v["local"]) > 0
-    }
+                        p50.setdefault(f"{dataset}/{rung}", {}).setdefault(executor, {}).setdefault(seed, []).append(
+                            value
+                        )
+    latency = {cell: latency_row(v) for cell, v in sorted(p50.items()) if v.get("local") and v.get("ray")}
     report = {
         "grid": {k: getattr(args, k) for k in ("models", "datasets", "seeds", "profile", "repeats")},
         "machine": {"cpu": cpu_model(), "cpus": cpu_count(), "python": platform.python_version()},
@@ -155,9 +168,21 @@ def markdown(r: dict[str, Any]) -> str:
             f"probability difference {a['max_prob_diff']:.1e}; cells that differ in status or are missing: "
             f"{', '.join(a['differ']) or 'none'}."
         )
-    lines += ["", "| cell | p50 local (ms) | p50 ray (ms) | ray / local |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "p50 per cell: the median over seeds and repeats of each executor; *local vs local*: for the same cell and "
+        "seed in two local runs, the larger p50 over the smaller (the worst seed) — how far the measurement "
+        "moves with nothing changed.",
+        "",
+        "| cell | p50 local (ms) | p50 ray (ms) | ray / local | local vs local |",
+        "|---|---|---|---|---|",
+    ]
     for cell, v in r["latency_p50"].items():
-        lines.append(f"| {cell} | {v['local_ms']:.4f} | {v['ray_ms']:.4f} | {v['ratio']:.2f} |")
+        spread = v.get("local_spread")
+        lines.append(
+            f"| {cell} | {v['local_ms']:.4f} | {v['ray_ms']:.4f} | {v['ratio']:.2f} | "
+            f"{'' if spread is None else f'{spread:.2f}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
