@@ -165,6 +165,11 @@ def _load_datasets(args: argparse.Namespace) -> list:
             )
         if all(u.source != d.source for u in unique):  # one file given twice (./x.csv and x.csv) runs once
             unique.append(d)
+    if getattr(args, "holdout_classes", None) is not None:
+        from bench.data.ood import hold_out
+
+        classes = _names(args.holdout_classes, "--holdout-classes")
+        unique = [hold_out(d, classes) for d in unique]
     return unique
 
 
@@ -618,6 +623,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--text-column", default=None, help="text column of --data (default: text, or the folder's dataset.json)"
     )
     data.add_argument("--text-pair-column", default=None, help="second text column of --data, for sentence pairs")
+    data.add_argument(
+        "--holdout-classes",
+        metavar="A,B",
+        default=None,
+        help="out-of-distribution detection: remove these classes from train and validation and use their test "
+        "examples as OOD (results under <dataset>-holdout-<classes>; single-label datasets)",
+    )
     data.add_argument(
         "--label-column",
         default=None,

@@ -102,4 +102,9 @@ def apply_profile(dataset: Dataset, profile: Profile) -> Dataset:
             )
             log.warning("%s: %s", dataset.name, warning)
             notes.append(f"warning: {warning}")
-    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, tuple(notes))
+    ood = dataset.ood
+    if ood is not None:  # out-of-distribution test rows: capped as test is
+        ood, note, _ = cap_split(ood, profile.max_test)
+        if note:
+            notes.append(f"profile {profile.name}: ood {note}")
+    return Dataset(dataset.spec, splits, dataset.source, dataset.fingerprint, tuple(notes), ood)

@@ -69,6 +69,18 @@ def test_conformal_tables_match_committed_results():
         assert "coverage (LAC)" in block and "set size (class-wise LAC)" in block
 
 
+def test_ood_tables_match_committed_results():
+    """Issue 19's OOD table: emotion with one class held out."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import ood
+
+    blocks = re.findall(r"<!-- ([\w.+-]+)-ood:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    assert any(name.startswith("emotion-holdout-") for name, _ in blocks)
+    for dataset, block in blocks:
+        assert block == ood(dataset), dataset
+        assert "AUROC (max-prob)" in block and block.count("\n") >= 2 + 4
+
+
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):
     code = README.split("## Adding a rung")[1].split("```python")[1].split("```")[0]
     registry.list_rungs()

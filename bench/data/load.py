@@ -240,7 +240,8 @@ def _label_warnings(parsed: Iterable[_Rows]) -> list[str]:
     return [f"{len(stripped)} label(s) had surrounding whitespace, stripped (first: {stripped[0]})"]
 
 
-def _fingerprint(splits: dict[str, Split]) -> str:
+def fingerprint(splits: dict[str, Split]) -> str:
+    """A short content hash of the splits (texts, pairs, targets) and the labels: what a result was computed on."""
     h = hashlib.sha256()
     for name in sorted(splits):
         s = splits[name]
@@ -463,4 +464,12 @@ def load_dataset(
     for warning in warnings:
         log.warning("%s: %s", spec.name, warning)
     notes += [f"warning: {w}" for w in warnings]
-    return Dataset(spec, final, source, _fingerprint(final), tuple(notes))
+    dataset = Dataset(spec, final, source, fingerprint(final), tuple(notes))
+    out_of_scope = spec.card.get("out_of_scope")
+    if out_of_scope is not None:  # the card's own out-of-scope label: OOD examples, not a class
+        from bench.data.ood import hold_out
+
+        if not isinstance(out_of_scope, str) or out_of_scope not in spec.labels:
+            raise DataError(f"{spec.name}: the card's out_of_scope {out_of_scope!r} is not one of its labels")
+        dataset = hold_out(dataset, [out_of_scope], rename=False)
+    return dataset

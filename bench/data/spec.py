@@ -93,13 +93,15 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A task spec with its train, validation and test splits."""
+    """A task spec with its train, validation and test splits, and optionally ``ood``: test examples of classes the
+    task does not have (held out, or the card's out-of-scope label), for OOD detection (:mod:`bench.data.ood`)."""
 
     spec: TaskSpec
     splits: dict[str, Split]
     source: str
     fingerprint: str
     notes: tuple[str, ...] = ()
+    ood: Split | None = None
 
     @property
     def name(self) -> str:

@@ -363,6 +363,7 @@ def result_header(rung_name: str, dataset: Dataset, settings: RunSettings) -> di
             "task": dataset.spec.task_type,
             "labels": list(dataset.spec.labels),
             **{name: len(s) for name, s in dataset.splits.items()},
+            **({"ood": len(dataset.ood), "held_out": list(dataset.ood.spec.labels)} if dataset.ood is not None else {}),
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -397,7 +398,7 @@ def evaluate(
     info = get_rung(rung_name)
     result = result_header(rung_name, dataset, settings)
     test = dataset.test
-    probs = None
+    probs = ood_probs = None
     started = time.perf_counter()
     try:
         why = not_applicable(info, dataset)
@@ -417,7 +418,11 @@ def evaluate(
             t0 = time.perf_counter()
             probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
             predict_seconds = time.perf_counter() - t0
-        scored = Predictions(dataset.spec, probs, test.y, settings.ece_bins, thresholds, settings.conformal_alpha)
+            if dataset.ood is not None:  # test examples of classes held out: scored for OOD detection only
+                ood_probs = check_probabilities(rung.predict_proba(dataset.ood.inputs), len(dataset.ood), dataset.spec)
+        scored = Predictions(
+            dataset.spec, probs, test.y, settings.ece_bins, thresholds, settings.conformal_alpha, ood_probs
+        )
         result["metrics"] = score(scored)
         result["metrics_version"] = METRICS_VERSION
         result["intervals"] = interval_report(scored, result["metrics"])
@@ -471,5 +476,5 @@ def evaluate(
         log.error("%s/%s failed: %s: %s", dataset.name, rung_name, type(exc).__name__, exc)
     result["duration_seconds"] = time.perf_counter() - started
     result["environment"] = environment()
-    store.write(result, probs, test.y if probs is not None else None)
+    store.write(result, probs, test.y if probs is not None else None, ood_probs if probs is not None else None)
     return result

@@ -32,7 +32,7 @@ from sklearn.metrics import (
 
 from bench.data.spec import TaskSpec
 from bench.errors import UnknownNameError
-from bench.evaluate import conformal
+from bench.evaluate import conformal, ood
 from bench.evaluate.calibration import (
     DEFAULT_BINS,
     binary_top_label,
@@ -45,7 +45,7 @@ from bench.evaluate.thresholds import Thresholds
 
 # 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals;
 # 4: macro averages over the classes present in test; 5: selective prediction (AURC, AUGRC, risk@80% coverage,
-# coverage@5% risk); 6: conformal prediction sets
+# coverage@5% risk); 6: conformal prediction sets, OOD detection
 METRICS_VERSION = 6
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
@@ -57,7 +57,7 @@ class Predictions:
     """What every metric is computed from: a task's test probabilities ``[N, C]`` and labels (``[N]`` class
     indices, or ``[N, C]`` 0/1 for multi-label), the ECE bin count, the multi-label decision thresholds
     (default: 0.5 everywhere) and the conformal miscoverage ``alpha``. Shared intermediate values are computed
-    once."""
+    once; ``ood_probs``: the probabilities on out-of-distribution test examples (classes held out), if any."""
 
     spec: TaskSpec
     probs: np.ndarray
@@ -65,6 +65,7 @@ class Predictions:
     n_bins: int = DEFAULT_BINS
     thresholds: Thresholds | None = None
     alpha: float = conformal.DEFAULT_ALPHA
+    ood_probs: np.ndarray | None = None  # probabilities on out-of-distribution test examples, where the data has them
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -98,7 +99,9 @@ class Predictions:
 
     def subset(self, idx: np.ndarray) -> Predictions:
         """The same predictions restricted to (possibly repeated) examples ``idx``."""
-        return Predictions(self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds, self.alpha)
+        return Predictions(
+            self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds, self.alpha, self.ood_probs
+        )
 
     @property
     def n(self) -> int:
@@ -244,10 +247,13 @@ def compute_scores(
 
 
 def score(preds: Predictions) -> dict[str, Any]:
-    """Every registered metric that applies to ``preds``' task."""
+    """Every registered metric that applies to ``preds``' task (a metric returning None has nothing to say about
+    these predictions, e.g. OOD detection without OOD examples, and is left out)."""
     scores: dict[str, Any] = {}
     for metric in list_metrics(preds.spec.label_kind):
         value = metric.compute(preds)
+        if value is None:
+            continue
         if metric.merge:
             scores.update(value)
         else:
@@ -594,6 +600,15 @@ def conformal_sets(p: Predictions) -> dict[str, Any]:
     APS, and each class-wise), coverage with its interval over random calibration halves of the test split, mean
     set size, empty sets, the worst-covered class. Single-label only (a multi-label set is another construction)."""
     return {"alpha": p.alpha, "splits": conformal.SPLITS, **conformal.evaluate(p.probs, p.y, p.alpha)}
+
+
+@register_metric("ood", direction=None, tasks={SINGLE})
+def ood_detection(p: Predictions) -> dict[str, Any] | None:
+    """How well the rung's uncertainty (max-probability, entropy) tells out-of-distribution test examples from the
+    in-distribution ones (:mod:`bench.evaluate.ood`); None when the data has no OOD examples."""
+    if p.ood_probs is None or len(p.ood_probs) == 0:
+        return None
+    return ood.detection(p.probs, p.ood_probs)
 
 
 @register_metric("per_class", direction=None)

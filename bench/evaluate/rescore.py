@@ -54,7 +54,11 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def stored_predictions(
-    result: dict[str, Any], probs: np.ndarray, labels: np.ndarray, alpha: float | None = None
+    result: dict[str, Any],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    alpha: float | None = None,
+    ood_probs: np.ndarray | None = None,
 ) -> Predictions:
     """What a stored result's metrics are computed from: its task, bins, (multi-label) tuned thresholds and conformal
     ``alpha`` (given, else the one it was scored with, else the default)."""
@@ -66,7 +70,7 @@ def stored_predictions(
     thresholds = Thresholds.from_metrics(old, spec.labels) if spec.multilabel and "threshold" in old else None
     if alpha is None:
         alpha = float((old.get("conformal") or {}).get("alpha") or DEFAULT_ALPHA)
-    return Predictions(spec, probs, labels, n_bins, thresholds, alpha)
+    return Predictions(spec, probs, labels, n_bins, thresholds, alpha, ood_probs)
 
 
 def rescore_result(
@@ -75,8 +79,8 @@ def rescore_result(
     """The result with every registered metric and its interval recomputed from its stored predictions (``alpha``:
     conformal miscoverage, default the stored one), and the largest change of a scalar metric it already had (0
     when all agree; NaN when it had none)."""
-    stored = store.load_predictions(result["dataset"], result["rung"], seed_of(result))
-    p = stored_predictions(result, *stored, alpha)
+    probs, labels, ood_probs = store.load_all_predictions(result["dataset"], result["rung"], seed_of(result))
+    p = stored_predictions(result, probs, labels, alpha, ood_probs)
     metrics = score(p)
     before, after = _scalars(result.get("metrics") or {}), _scalars(metrics)
     shared = set(before) & set(after)

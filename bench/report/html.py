@@ -18,14 +18,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.data import Dataset, load_dataset
+from bench.data import Dataset, load_dataset, resolve_data_dir
+from bench.data.ood import hold_out
 from bench.errors import BenchError
 from bench.evaluate.calibration import binary_top_label, top_label
 from bench.evaluate.metrics import risk_coverage_curve
 from bench.evaluate.thresholds import FIXED_THRESHOLD
 from bench.profiles import Profile, apply_profile
 from bench.report import plots
-from bench.report.leaderboard import CHECKS_TITLE, STEPS_NOTE, Leaderboard, build, conformal_note, formatted, save
+from bench.report.leaderboard import (
+    CHECKS_TITLE,
+    STEPS_NOTE,
+    Leaderboard,
+    build,
+    conformal_note,
+    formatted,
+    ood_note,
+    save,
+)
 from bench.rungs.registry import colour_for, get_rung, list_rungs
 from bench.store.results import ResultStore
 
@@ -152,13 +162,19 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
     """The dataset with the profile's caps, if it is found with the stored fingerprint and test labels."""
     first = next(iter(stored.results.values()))
     fingerprint = first.get("dataset_fingerprint")
-    candidates: list[tuple[str, str | Path | None]] = [(stored.dataset, data_dir)]
+    # by name in the data folder, then the stored source path (a folder or file; None: load it by path)
+    candidates: list[tuple[str, str | Path | None]] = [(stored.dataset, data_dir or resolve_data_dir(None))]
     source = first.get("data", {}).get("source")
     if source and Path(source).exists():
         candidates.append((source, None))
+    held_out = first.get("data", {}).get("held_out")
+    if held_out and source and Path(source).exists():  # --holdout-classes: the source without those classes
+        candidates.insert(0, (source, None))
     for name, folder in candidates:
         try:
-            dataset = load_dataset(name, data_dir=folder)
+            dataset = load_dataset(path=name) if folder is None else load_dataset(name, data_dir=folder)
+            if held_out and dataset.ood is None:
+                dataset = hold_out(dataset, held_out)
         except (BenchError, OSError, ValueError):
             continue
         if dataset.fingerprint != fingerprint:
@@ -497,6 +513,12 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     )
     sections.append("<h2>Reliability</h2>" + _reliability_section(stored, figs))
     sections.append("<h2>Selective prediction</h2>" + _selective_section(stored, figs))
+    if not stored.board.ood.empty:
+        sections.append(
+            "<h2>Out-of-distribution detection</h2>"
+            + f'<p class="note">{_esc(ood_note(stored.board.results))}</p>'
+            + _table_html(stored.board.ood)
+        )
     if not stored.board.conformal.empty:
         sections.append(
             "<h2>Conformal prediction sets</h2>"

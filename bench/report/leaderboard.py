@@ -523,6 +523,42 @@ def conformal_note(results: Sequence[dict[str, Any]]) -> str:
     )
 
 
+OOD_SCORES = (("max-prob", "msp"), ("entropy", "entropy"))
+
+
+def ood_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.DataFrame:
+    """Per rung scored on out-of-distribution examples (in ``order``): AUROC, AUPR and FPR at 95% TPR of each
+    uncertainty score."""
+    by_rung = {r["rung"]: r for r in results if (r.get("metrics") or {}).get("ood")}
+    rows = []
+    for rung in [r for r in order if r in by_rung]:
+        found = by_rung[rung]["metrics"]["ood"]
+        row: dict[str, str] = {"rung": rung}
+        for title, key in OOD_SCORES:
+            s = found.get(key) or {}
+            if s:
+                row[f"AUROC ({title})"] = f"{s['auroc']:.3f}"
+                row[f"AUPR ({title})"] = f"{s['aupr']:.3f}"
+                row[f"FPR@95%TPR ({title})"] = f"{s['fpr_at_95_tpr']:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ood_note(results: Sequence[dict[str, Any]]) -> str:
+    """What the OOD table shows."""
+    data = next(((r.get("data") or {}) for r in results if (r.get("metrics") or {}).get("ood")), {})
+    held = ", ".join(data.get("held_out") or []) or "?"
+    return (
+        f"Out-of-distribution test examples: the {data.get('ood', '?')} test examples of {held}, a class no rung "
+        f"was trained on (removed from train and validation), against the {data.get('test', '?')} in-distribution "
+        "test examples. A rung flags an example as OOD by its uncertainty: one minus its maximum probability "
+        "(max-prob) or the entropy of its probabilities (for MC-Dropout, of the mean over passes). AUROC: the "
+        "chance that an OOD example is flagged above an in-distribution one (0.5: blind); AUPR: average precision "
+        "with OOD as positive; FPR@95%TPR: the share of in-distribution examples flagged when 95% of the OOD ones "
+        "are (lower is better)."
+    )
+
+
 def sanity_checks(results: Sequence[dict[str, Any]], comparison: Comparison | None) -> list[str]:
     """Sentences the leaderboard must not leave to a reader's eye: each rung whose fit was still improving at its
     step limit, and each rung significantly worse (macro-F1, paired bootstrap) than a simpler rung below it
@@ -562,6 +598,7 @@ class Leaderboard:
     notes: str
     checks: list[str]
     conformal: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ood: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def newest_data(
@@ -600,7 +637,8 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     notes = footnotes(results, comparison, frame)
     checks = [*left_out, *sanity_checks(results, comparison)]
     sets = conformal_frame(results, list(frame["rung"]))
-    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks, sets)
+    ood = ood_frame(results, list(frame["rung"]))
+    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks, sets, ood)
 
 
 def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
@@ -617,6 +655,11 @@ def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
         board.steps.to_csv(folder / STEPS_FILE, index=False)
     if not board.conformal.empty:
         md += f"\n## Conformal prediction sets\n\n{conformal_note(board.results)}\n\n" + board.conformal.to_markdown(
+            index=False, disable_numparse=True
+        )
+        md += "\n"
+    if not board.ood.empty:
+        md += f"\n## Out-of-distribution detection\n\n{ood_note(board.results)}\n\n" + board.ood.to_markdown(
             index=False, disable_numparse=True
         )
         md += "\n"

@@ -292,15 +292,23 @@ class ResultStore:
             moved.append(rung)
         return moved
 
-    def write(self, result: dict[str, Any], probs: np.ndarray | None = None, labels: np.ndarray | None = None) -> Path:
-        """Store a result (and, for ``ok``, its test predictions) in its seed's folder. Predictions land before
-        result.json, so a result file never points at missing or stale predictions."""
+    def write(
+        self,
+        result: dict[str, Any],
+        probs: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        ood_probs: np.ndarray | None = None,
+    ) -> Path:
+        """Store a result (and, for ``ok``, its test predictions; ``ood_probs``: those on out-of-distribution test
+        examples, where the data has them) in its seed's folder. Predictions land before result.json, so a result
+        file never points at missing or stale predictions."""
         folder = self.root / result["dataset"] / result["rung"] / f"{SEED_PREFIX}{seed_of(result)}"
         preds = folder / PREDICTIONS_FILE
         result = {k: v for k, v in result.items() if k != "predictions_sha256"}
         if probs is not None and labels is not None:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, probs=probs.astype(np.float64), labels=labels)
+            extra = {} if ood_probs is None else {"ood_probs": ood_probs.astype(np.float64)}
+            np.savez_compressed(buffer, probs=probs.astype(np.float64), labels=labels, **extra)
             data = buffer.getvalue()
             result["predictions_sha256"] = hashlib.sha256(data).hexdigest()
             _atomic_write_bytes(preds, lambda fh: fh.write(data))
@@ -320,6 +328,14 @@ class ResultStore:
     def load_predictions(self, dataset: str, rung: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(probs, labels)`` stored for ``rung`` on ``dataset`` with ``seed``; :class:`StoreError` when they are
         missing, unreadable, malformed or not the ones the stored result names."""
+        probs, labels, _ = self.load_all_predictions(dataset, rung, seed)
+        return probs, labels
+
+    def load_all_predictions(
+        self, dataset: str, rung: str, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(probs, labels, ood_probs)``: :meth:`load_predictions` and the probabilities on out-of-distribution
+        test examples (None where the data had none)."""
         folder = self.rung_dir(dataset, rung, seed)
         path = folder / PREDICTIONS_FILE
         result = self.read(dataset, rung, seed) or {}
@@ -329,6 +345,7 @@ class ResultStore:
                 raise StoreError(f"{path}: not the predictions its result.json names")
             with np.load(path, allow_pickle=False) as data:
                 probs, labels = np.asarray(data["probs"]), np.asarray(data["labels"])
+                ood = np.asarray(data["ood_probs"]) if "ood_probs" in data.files else None
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -336,7 +353,9 @@ class ResultStore:
         n_classes = len((result.get("data") or {}).get("labels") or []) or None
         if probs.ndim != 2 or len(labels) != len(probs) or (n_classes and probs.shape[1] != n_classes):
             raise StoreError(f"{path}: predictions of shape {probs.shape} with {len(labels)} labels do not fit")
-        return probs, labels
+        if ood is not None and (ood.ndim != 2 or ood.shape[1] != probs.shape[1]):
+            raise StoreError(f"{path}: out-of-distribution predictions of shape {ood.shape} do not fit")
+        return probs, labels, ood
 
     def export_bundle(self, dataset: str, rung: str, seed: int = 0) -> bytes | None:
         """A cell's stored result with its predictions and artifact as one uncompressed tar archive (None when no
