@@ -7,7 +7,6 @@ Folder layout (see the data README): ``<name>/dataset.json`` (the card), ``train
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +22,8 @@ import numpy as np
 
 from bench.data import hub
 from bench.data import splits as splitting
-from bench.data.spec import SPLITS, Dataset, Split, TaskSpec, TaskType
+from bench.data.ood import hold_out
+from bench.data.spec import SPLITS, Dataset, Split, TaskSpec, TaskType, fingerprint
 from bench.data.splits import split_warnings
 from bench.errors import DataError, UnknownNameError
 
@@ -240,24 +240,6 @@ def _label_warnings(parsed: Iterable[_Rows]) -> list[str]:
     return [f"{len(stripped)} label(s) had surrounding whitespace, stripped (first: {stripped[0]})"]
 
 
-def fingerprint(splits: dict[str, Split]) -> str:
-    """A short content hash of the splits (texts, pairs, targets) and the labels: what a result was computed on."""
-    h = hashlib.sha256()
-    for name in sorted(splits):
-        s = splits[name]
-        h.update(f"<{name}:{len(s)}>".encode())
-        for i, text in enumerate(s.texts):
-            h.update(text.encode())
-            h.update(b"\x1f")
-            if s.pairs is not None:
-                h.update(s.pairs[i].encode())
-            h.update(b"\x1e")
-        h.update(np.ascontiguousarray(s.y).tobytes())
-    for label in next(iter(splits.values())).spec.labels:
-        h.update(label.encode() + b"\x1d")
-    return h.hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------------------ loaders
 
 
@@ -467,8 +449,6 @@ def load_dataset(
     dataset = Dataset(spec, final, source, fingerprint(final), tuple(notes))
     out_of_scope = spec.card.get("out_of_scope")
     if out_of_scope is not None:  # the card's own out-of-scope label: OOD examples, not a class
-        from bench.data.ood import hold_out
-
         if not isinstance(out_of_scope, str) or out_of_scope not in spec.labels:
             raise DataError(f"{spec.name}: the card's out_of_scope {out_of_scope!r} is not one of its labels")
         dataset = hold_out(dataset, [out_of_scope], rename=False)

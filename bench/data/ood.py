@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench.data.spec import Dataset, Split
+from bench.data.spec import Dataset, Split, fingerprint
 from bench.errors import DataError
 
 
@@ -29,8 +29,6 @@ def hold_out(dataset: Dataset, classes: Sequence[str], rename: bool = True) -> D
     """``dataset`` without ``classes``: removed from the labels, train and validation; their test rows become the
     ``ood`` split (labels: the held-out classes). ``rename``: name it :func:`holdout_name` (a card's own
     out-of-scope label keeps the dataset's name)."""
-    from bench.data.load import fingerprint
-
     spec = dataset.spec
     classes = list(dict.fromkeys(classes))
     if spec.multilabel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,3 +119,21 @@ class Dataset:
     @property
     def test(self) -> Split:
         return self.splits["test"]
+
+
+def fingerprint(splits: dict[str, Split]) -> str:
+    """A short content hash of the splits (texts, pairs, targets) and the labels: what a result was computed on."""
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        s = splits[name]
+        h.update(f"<{name}:{len(s)}>".encode())
+        for i, text in enumerate(s.texts):
+            h.update(text.encode())
+            h.update(b"\x1f")
+            if s.pairs is not None:
+                h.update(s.pairs[i].encode())
+            h.update(b"\x1e")
+        h.update(np.ascontiguousarray(s.y).tobytes())
+    for label in next(iter(splits.values())).spec.labels:
+        h.update(label.encode() + b"\x1d")
+    return h.hexdigest()[:16]

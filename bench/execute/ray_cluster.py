@@ -222,7 +222,8 @@ class _Grid:
         self.settings, self.retries = settings, retries
         self.nodes = self._nodes()
         self.data_refs = {name: ray.put(d) for name, d in data.items()}
-        self.infos = {cell.rung: [get_rung(name) for name in with_bases([cell.rung])] for cell in cells}
+        rungs = dict.fromkeys(cell.rung for cell in cells)  # each rung's registrations (with its bases') once
+        self.infos = {rung: [get_rung(name) for name in with_bases([rung])] for rung in rungs}
         self.bundles: dict[Cell, Any] = {}  # a fitted cell's bundle, in the object store
         self.pending: dict[Any, Cell] = {}  # what the cluster is working on
         self.results: dict[Cell, dict[str, Any]] = {}
