@@ -73,6 +73,12 @@ def test_ood_scores_equal_sklearns_on_the_same_scores():
         threshold = np.sort(fn(outside))[int(np.floor(0.05 * 120))]  # 95% of OOD at or above it
         assert found[name]["fpr_at_95_tpr"] == pytest.approx(np.mean(fn(inside) >= threshold), abs=1e-12)
     assert found["msp"]["auroc"] > 0.8 and (found["n_in"], found["n_out"]) == (300, 120)
+    for name in ("msp", "entropy"):
+        assert found[name]["auroc_low"] < found[name]["auroc"] < found[name]["auroc_high"]
+    ties = rng.integers(0, 4, size=(2, 50)).astype(float)  # the bootstrap's rank form equals sklearn, ties included
+    assert ood.auroc(ties[0], ties[1]) == pytest.approx(roc_auc_score(np.r_[np.ones(50), np.zeros(50)], ties.ravel()))
+    wide = ood.detection(inside[:40], outside[:8])["msp"]
+    assert wide["auroc_high"] - wide["auroc_low"] > found["msp"]["auroc_high"] - found["msp"]["auroc_low"]
     assert ood.fpr_at_tpr(np.r_[0, 0, 1, 1], np.r_[0.1, 0.2, 0.8, 0.9]) == 0.0  # perfectly separated
     spec = TaskSpec("t", "single-label", ("a", "b", "c", "d"))
     assert "ood" not in score(Predictions(spec, inside, inside.argmax(axis=1)))  # no OOD examples: no entry

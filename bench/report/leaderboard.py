@@ -537,7 +537,8 @@ def ood_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.Dat
         for title, key in OOD_SCORES:
             s = found.get(key) or {}
             if s:
-                row[f"AUROC ({title})"] = f"{s['auroc']:.3f}"
+                interval = f" [{s['auroc_low']:.3f}, {s['auroc_high']:.3f}]" if "auroc_low" in s else ""
+                row[f"AUROC ({title})"] = f"{s['auroc']:.3f}{interval}"
                 row[f"AUPR ({title})"] = f"{s['aupr']:.3f}"
                 row[f"FPR@95%TPR ({title})"] = f"{s['fpr_at_95_tpr']:.3f}"
         rows.append(row)
@@ -553,7 +554,8 @@ def ood_note(results: Sequence[dict[str, Any]]) -> str:
         f"was trained on (removed from train and validation), against the {data.get('test', '?')} in-distribution "
         "test examples. A rung flags an example as OOD by its uncertainty: one minus its maximum probability "
         "(max-prob) or the entropy of its probabilities (for MC-Dropout, of the mean over passes). AUROC: the "
-        "chance that an OOD example is flagged above an in-distribution one (0.5: blind); AUPR: average precision "
+        "chance that an OOD example is flagged above an in-distribution one (0.5: blind), with its 95% bootstrap "
+        "interval (the two groups resampled apart); AUPR: average precision "
         "with OOD as positive; FPR@95%TPR: the share of in-distribution examples flagged when 95% of the OOD ones "
         "are (lower is better)."
     )
