@@ -10,7 +10,7 @@ import pytest
 
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
-from bench.evaluate.metrics import compute_scores
+from bench.evaluate.metrics import Predictions, score
 from bench.evaluate.thresholds import Thresholds
 from bench.pipeline import run
 from bench.profiles import get_profile
@@ -30,13 +30,16 @@ def test_committed_metrics_recompute_from_predictions(dataset, rung):
     """Every committed result.json agrees with the metrics recomputed from its predictions.npz."""
     store = ResultStore(RESULTS)
     stored = store.read(dataset, rung)
-    probs, labels = store.load_predictions(dataset, rung)
+    probs, labels, ood_probs = store.load_all_predictions(dataset, rung)
     assert len(labels) == stored["data"]["test"]
+    assert (ood_probs is None) == ("ood" not in stored["data"])  # OOD predictions exactly where the data had some
     from bench.data import TaskSpec
 
     spec = TaskSpec(dataset, stored["data"]["task"], tuple(stored["data"]["labels"]))
     thresholds = Thresholds.from_metrics(stored["metrics"], spec.labels) if spec.multilabel else None
-    recomputed = json.loads(to_json(compute_scores(spec, probs, labels, stored["metrics"]["ece_bins"], thresholds)))
+    alpha = (stored["metrics"].get("conformal") or {}).get("alpha", 0.1)
+    p = Predictions(spec, probs, labels, stored["metrics"]["ece_bins"], thresholds, alpha, ood_probs)
+    recomputed = json.loads(to_json(score(p)))
     assert recomputed == stored["metrics"]
 
 
