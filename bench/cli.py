@@ -165,7 +165,7 @@ def _load_datasets(args: argparse.Namespace) -> list:
             )
         if all(u.source != d.source for u in unique):  # one file given twice (./x.csv and x.csv) runs once
             unique.append(d)
-    if getattr(args, "holdout_classes", None) is not None:
+    if args.holdout_classes is not None:
         from bench.data.ood import hold_out
 
         classes = _names(args.holdout_classes, "--holdout-classes")

@@ -40,8 +40,9 @@ def hold_out(dataset: Dataset, classes: Sequence[str], rename: bool = True) -> D
     if len(kept) < 2:
         raise DataError(f"{dataset.name}: holding out {classes} leaves {len(kept)} class(es); a task needs two")
     held = [spec.labels.index(c) for c in classes]
-    new_index = np.full(spec.n_classes, -1)
+    new_index, ood_index = np.full(spec.n_classes, -1), np.full(spec.n_classes, -1)
     new_index[[spec.labels.index(c) for c in kept]] = np.arange(len(kept))
+    ood_index[held] = np.arange(len(held))
     name = holdout_name(dataset.name, classes) if rename else dataset.name
     closed = replace(spec, name=name, labels=kept, card={**spec.card, "held_out": classes})
     ood_spec = replace(spec, name=name, labels=tuple(classes))
@@ -56,7 +57,7 @@ def hold_out(dataset: Dataset, classes: Sequence[str], rename: bool = True) -> D
     if len(out_rows) == 0:
         raise DataError(f"{dataset.name}: the test split has no example of {classes}: nothing would be out of scope")
     ood = test.take(out_rows, name="ood")
-    ood = replace(ood, spec=ood_spec, y=np.array([held.index(v) for v in test.y[out_rows]], dtype=int))
+    ood = replace(ood, spec=ood_spec, y=ood_index[ood.y])
     splits = {key: inside(split) for key, split in dataset.splits.items()}
     dropped = {key: len(split) - len(splits[key]) for key, split in dataset.splits.items()}
     note = (

@@ -113,6 +113,7 @@ def evaluate(
     ev = perms[:, len(y) // 2 :]
     truth = y[ev]  # [R, n_ev]
     tail = (1 - LEVEL) / 2
+    present = np.bincount(truth.ravel(), minlength=probs.shape[1])  # evaluation examples per class, all splits
     out: dict[str, dict[str, float | int | None]] = {}
     for name, score_fn in SCORES.items():
         scores = score_fn(probs, seed)
@@ -120,7 +121,6 @@ def evaluate(
             sets = prediction_sets(scores, y, perms, alpha, classwise)
             covered = np.take_along_axis(sets, truth[..., None], axis=2)[..., 0]  # [R, n_ev]
             coverage = covered.mean(axis=1)
-            present = np.bincount(truth.ravel(), minlength=probs.shape[1])
             hits = np.bincount(truth.ravel(), weights=covered.ravel().astype(np.float64), minlength=probs.shape[1])
             per_class = np.where(present > 0, hits / np.maximum(present, 1), np.inf)
             worst = int(np.argmin(per_class))

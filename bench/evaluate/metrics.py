@@ -15,7 +15,7 @@ alike). ``per_class`` shows such classes with support 0, and the dataset's notes
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -99,9 +99,7 @@ class Predictions:
 
     def subset(self, idx: np.ndarray) -> Predictions:
         """The same predictions restricted to (possibly repeated) examples ``idx``."""
-        return Predictions(
-            self.spec, self.probs[idx], self.y[idx], self.n_bins, self.thresholds, self.alpha, self.ood_probs
-        )
+        return replace(self, probs=self.probs[idx], y=self.y[idx])
 
     @property
     def n(self) -> int:

@@ -71,8 +71,9 @@ def detection(in_probs: np.ndarray, ood_probs: np.ndarray) -> dict[str, dict[str
     is_ood = np.r_[np.zeros(len(in_probs)), np.ones(len(ood_probs))]
     out: dict[str, dict[str, float] | int] = {"n_in": len(in_probs), "n_out": len(ood_probs)}
     for name, fn in SCORES.items():
-        score = np.r_[fn(in_probs), fn(ood_probs)]
-        low, high = auroc_interval(fn(ood_probs), fn(in_probs))
+        inside, outside = fn(in_probs), fn(ood_probs)
+        score = np.r_[inside, outside]
+        low, high = auroc_interval(outside, inside)
         out[name] = {
             "auroc": float(roc_auc_score(is_ood, score)),
             "auroc_low": low,

@@ -31,9 +31,8 @@ from bench.report.leaderboard import (
     STEPS_NOTE,
     Leaderboard,
     build,
-    conformal_note,
+    extra_tables,
     formatted,
-    ood_note,
     save,
 )
 from bench.rungs.registry import colour_for, get_rung, list_rungs
@@ -165,11 +164,9 @@ def dataset_texts(stored: Stored, data_dir: str | Path | None) -> tuple[Dataset 
     # by name in the data folder, then the stored source path (a folder or file; None: load it by path)
     candidates: list[tuple[str, str | Path | None]] = [(stored.dataset, data_dir or resolve_data_dir(None))]
     source = first.get("data", {}).get("source")
+    held_out = first.get("data", {}).get("held_out")  # --holdout-classes: the source without those classes
     if source and Path(source).exists():
-        candidates.append((source, None))
-    held_out = first.get("data", {}).get("held_out")
-    if held_out and source and Path(source).exists():  # --holdout-classes: the source without those classes
-        candidates.insert(0, (source, None))
+        candidates.insert(0 if held_out else len(candidates), (source, None))
     for name, folder in candidates:
         try:
             dataset = load_dataset(path=name) if folder is None else load_dataset(name, data_dir=folder)
@@ -513,18 +510,8 @@ def write_report(store: ResultStore, dataset: str, data_dir: str | Path | None =
     )
     sections.append("<h2>Reliability</h2>" + _reliability_section(stored, figs))
     sections.append("<h2>Selective prediction</h2>" + _selective_section(stored, figs))
-    if not stored.board.ood.empty:
-        sections.append(
-            "<h2>Out-of-distribution detection</h2>"
-            + f'<p class="note">{_esc(ood_note(stored.board.results))}</p>'
-            + _table_html(stored.board.ood)
-        )
-    if not stored.board.conformal.empty:
-        sections.append(
-            "<h2>Conformal prediction sets</h2>"
-            + f'<p class="note">{_esc(conformal_note(stored.board.results))}</p>'
-            + _table_html(stored.board.conformal)
-        )
+    for title, about, table in extra_tables(stored.board):
+        sections.append(f'<h2>{_esc(title)}</h2><p class="note">{_esc(about)}</p>' + _table_html(table))
     sweep_path = folder / "mc_sweep.json"
     if sweep_path.is_file():
         sweep = json.loads(sweep_path.read_text(encoding="utf-8"))

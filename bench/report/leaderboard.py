@@ -643,6 +643,16 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks, sets, ood)
 
 
+def extra_tables(board: Leaderboard) -> list[tuple[str, str, pd.DataFrame]]:
+    """The tables after the leaderboard that only some results fill, as ``(title, note, table)``: conformal
+    prediction sets, and OOD detection where the data had out-of-distribution examples."""
+    tables = (
+        ("Conformal prediction sets", conformal_note, board.conformal),
+        ("Out-of-distribution detection", ood_note, board.ood),
+    )
+    return [(title, note(board.results), frame) for title, note, frame in tables if not frame.empty]
+
+
 def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv`` (and ``steps.csv``) into ``folder``."""
     md = to_markdown(board.frame, f"{board.dataset} leaderboard") + board.notes
@@ -655,16 +665,8 @@ def save(board: Leaderboard, folder: Path) -> tuple[Path, Path]:
             + "\n"
         )
         board.steps.to_csv(folder / STEPS_FILE, index=False)
-    if not board.conformal.empty:
-        md += f"\n## Conformal prediction sets\n\n{conformal_note(board.results)}\n\n" + board.conformal.to_markdown(
-            index=False, disable_numparse=True
-        )
-        md += "\n"
-    if not board.ood.empty:
-        md += f"\n## Out-of-distribution detection\n\n{ood_note(board.results)}\n\n" + board.ood.to_markdown(
-            index=False, disable_numparse=True
-        )
-        md += "\n"
+    for title, note, table in extra_tables(board):
+        md += f"\n## {title}\n\n{note}\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n"
     md_path, csv_path = folder / MD_FILE, folder / CSV_FILE
     md_path.write_text(md, encoding="utf-8")
     csv = board.frame.copy()  # the CSV also holds a wrapper's own figures, apart from the totals with its bases'
