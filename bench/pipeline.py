@@ -75,7 +75,7 @@ def run(
     The split is the same for every seed; data order, initialisation and dropout masks follow it."""
     store = ResultStore(output)
     seeds = list(seeds) if seeds else [settings.seed]
-    cells = plan_cells([d.name for d in datasets], rungs, seeds)
+    cells = plan_cells([d.name for d in datasets], rungs, seeds, settings)
     capped = {d.name: apply_profile(d, settings.profile) for d in datasets}
     executor = executor or LocalExecutor()
     with store.locked("bench run"):

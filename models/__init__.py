@@ -1,5 +1,5 @@
-"""Neural rungs (char-CNN, transformer features, fine-tuning) and the wrappers over them (MC-Dropout, temperature
-scaling).
+"""Neural rungs (char-CNN, transformer features, fine-tuning) and the wrappers over them (MC-Dropout, deep
+ensembles, temperature scaling).
 
 Importing this package declares them in the registry; torch and transformers load only when a rung is built.
 """
@@ -74,6 +74,20 @@ register_rung(
     "every dropout site sampled.",
     # 5 passes time the same per-pass code as 20 in a quarter of the time, so a case gets more rounds
     perf={"passes": 5},
+)
+
+register_rung(
+    "finetuned+ens",
+    "models.ensemble:DeepEnsemble",
+    family="transformer+ensemble",
+    bases=["finetuned"],
+    members="members",
+    style=PlotStyle("#8c564b"),
+    capabilities=Capabilities(device=True),
+    description="Deep ensemble of the fine-tuned transformer: mean probabilities of K members, each the fine-tuned "
+    "rung at its own seed (seeds s … s+K-1, each stored as that seed's result and reused); K=3 by default, 5 in full.",
+    profiles={"quick": {"members": 2}, "default": {"members": 3}, "full": {"members": 5}},
+    perf={"members": 2},  # the latency suite times the per-member code; K members cost about K times one
 )
 
 for _base, _family in (

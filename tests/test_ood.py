@@ -91,7 +91,7 @@ def test_run_with_holdout_stores_ood_predictions_and_the_table(toy_data, tmp_pat
     name = "toy_topics-holdout-Sports"
     store = ResultStore(out)
     result = store.read(name, "tfidf_lr")
-    probs, labels, ood_probs = store.load_all_predictions(name, "tfidf_lr")
+    probs, labels, ood_probs, *_ = store.load_all_predictions(name, "tfidf_lr")
     assert probs.shape[1] == 2 and ood_probs is not None and ood_probs.shape == (result["data"]["ood"], 2)
     is_ood = np.r_[np.zeros(len(probs)), np.ones(len(ood_probs))]
     msp = 1 - np.r_[probs.max(axis=1), ood_probs.max(axis=1)]

@@ -30,15 +30,17 @@ def test_committed_metrics_recompute_from_predictions(dataset, rung):
     """Every committed result.json agrees with the metrics recomputed from its predictions.npz."""
     store = ResultStore(RESULTS)
     stored = store.read(dataset, rung)
-    probs, labels, ood_probs = store.load_all_predictions(dataset, rung)
+    probs, labels, ood_probs, members, ood_members = store.load_all_predictions(dataset, rung)
     assert len(labels) == stored["data"]["test"]
     assert (ood_probs is None) == ("ood" not in stored["data"])  # OOD predictions exactly where the data had some
+    assert (members is None) == ("ensemble" not in stored["metrics"])  # members' predictions exactly for ensembles
     from bench.data import TaskSpec
 
     spec = TaskSpec(dataset, stored["data"]["task"], tuple(stored["data"]["labels"]))
     thresholds = Thresholds.from_metrics(stored["metrics"], spec.labels) if spec.multilabel else None
     alpha = (stored["metrics"].get("conformal") or {}).get("alpha", 0.1)
-    p = Predictions(spec, probs, labels, stored["metrics"]["ece_bins"], thresholds, alpha, ood_probs)
+    bins = stored["metrics"]["ece_bins"]
+    p = Predictions(spec, probs, labels, bins, thresholds, alpha, ood_probs, members, ood_members)
     recomputed = json.loads(to_json(score(p)))
     assert recomputed == stored["metrics"]
 

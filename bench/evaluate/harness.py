@@ -11,14 +11,14 @@ import sys
 import time
 import traceback
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
 from bench import __version__, cache
-from bench.data import Dataset
+from bench.data import Dataset, Split
 from bench.environment import cpu_count, environment, thread_budget, timing_machine
 from bench.errors import BenchError, NotApplicable
 from bench.evaluate.conformal import DEFAULT_ALPHA
@@ -36,7 +36,7 @@ from bench.profiles import Profile
 from bench.rungs.protocol import Rung, UnsafeArtifactError, check_probabilities, under_trained, under_trained_hint
 from bench.rungs.registry import RungInfo, base_arguments, create_rung, get_rung, load_rung, save_rung
 from bench.rungs.wrapper import Wrapper
-from bench.store.results import ARTIFACT_DIR, ResultStore, artifact_digest
+from bench.store.results import ARTIFACT_DIR, ResultStore, artifact_digest, base_key
 
 log = logging.getLogger("bench")
 
@@ -88,11 +88,19 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def base_cells(rung: str, settings: RunSettings) -> list[tuple[str, int]]:
+    """The (base, seed) cells rung ``rung`` is built on under ``settings`` (an ensemble's: several seeds)."""
+    return get_rung(rung).base_seeds(settings.seed, settings.options_for(rung))
+
+
 def config_for(rung: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
     """The configuration a stored result is keyed on (a wrapper's includes its bases' hashes)."""
     return {
         "rung": rung,
-        "bases": [config_hash(config_for(base, dataset, settings)) for base in get_rung(rung).bases],
+        "bases": [
+            config_hash(config_for(base, dataset, replace(settings, seed=seed)))
+            for base, seed in base_cells(rung, settings)
+        ],
         "options": settings.options_for(rung),
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
@@ -244,13 +252,15 @@ def build_rung(
     options = settings.options_for(rung_name)
     if not info.bases:
         return create_rung(rung_name, context=context, **options), 0.0, {}
-    built = [_stored_or_built(base, dataset, settings, store) for base in info.bases]
+    cells = base_cells(rung_name, settings)
+    built = [_stored_or_built(base, dataset, replace(settings, seed=seed), store) for base, seed in cells]
+    names = [base_key(base, seed, settings.seed) for base, seed in cells]
     if "logits" in info.capabilities.needs:
-        without = [name for name, (rung, _, _) in zip(info.bases, built) if not rung.has_logits]
+        without = [name for name, (rung, _, _) in zip(names, built) if not rung.has_logits]
         if without:
             raise NotApplicable(f"{rung_name} needs logits, and {', '.join(without)} exposes none")
-    bases = base_arguments([rung for rung, _, _ in built])
-    reused = {name: digest for name, (_, _, digest) in zip(info.bases, built)}
+    bases = base_arguments([rung for rung, _, _ in built], several=info.members is not None)
+    reused = {name: digest for name, (_, _, digest) in zip(names, built)}
     return (
         create_rung(rung_name, context=context, **bases, **options),
         sum(seconds for _, seconds, _ in built),
@@ -270,6 +280,17 @@ def _own_size(rung: Rung, folder: Any) -> int:
     if isinstance(rung, Wrapper):
         total -= sum(folder_size(f) for f in type(rung).base_folders(folder))
     return total
+
+
+def predict(rung: Rung, split: Split, dataset: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+    """``rung``'s checked probabilities on ``split`` and, for an ensemble, its members' ``[K, N, C]`` (else None)."""
+    probs = check_probabilities(rung.predict_proba(split.inputs), len(split), dataset.spec)
+    if not rung.has_members:
+        return probs, None
+    members = np.stack([check_probabilities(m, len(split), dataset.spec) for m in rung.predict_members(split.inputs)])
+    if not np.allclose(members.mean(axis=0), probs, atol=1e-6):
+        raise ValueError(f"{type(rung).__name__}: predict_proba is not the mean of predict_members")
+    return probs, members
 
 
 def tune_thresholds(rung: Rung, dataset: Dataset) -> Thresholds:
@@ -398,7 +419,7 @@ def evaluate(
     info = get_rung(rung_name)
     result = result_header(rung_name, dataset, settings)
     test = dataset.test
-    probs = ood_probs = None
+    probs = ood_probs = members = ood_members = None
     started = time.perf_counter()
     try:
         why = not_applicable(info, dataset)
@@ -416,12 +437,20 @@ def evaluate(
             fit_seconds = own_fit_seconds + reused_fit_seconds  # a wrapper's cost includes its bases' training
             thresholds = tune_thresholds(rung, dataset) if dataset.spec.multilabel else None
             t0 = time.perf_counter()
-            probs = check_probabilities(rung.predict_proba(test.inputs), len(test), dataset.spec)
+            probs, members = predict(rung, test, dataset)
             predict_seconds = time.perf_counter() - t0
             if dataset.ood is not None:  # test examples of classes held out: scored for OOD detection only
-                ood_probs = check_probabilities(rung.predict_proba(dataset.ood.inputs), len(dataset.ood), dataset.spec)
+                ood_probs, ood_members = predict(rung, dataset.ood, dataset)
         scored = Predictions(
-            dataset.spec, probs, test.y, settings.ece_bins, thresholds, settings.conformal_alpha, ood_probs
+            dataset.spec,
+            probs,
+            test.y,
+            settings.ece_bins,
+            thresholds,
+            settings.conformal_alpha,
+            ood_probs,
+            members,
+            ood_members,
         )
         result["metrics"] = score(scored)
         result["metrics_version"] = METRICS_VERSION
@@ -476,5 +505,8 @@ def evaluate(
         log.error("%s/%s failed: %s: %s", dataset.name, rung_name, type(exc).__name__, exc)
     result["duration_seconds"] = time.perf_counter() - started
     result["environment"] = environment()
-    store.write(result, probs, test.y if probs is not None else None, ood_probs if probs is not None else None)
+    if probs is None:
+        store.write(result)
+    else:
+        store.write(result, probs, test.y, ood_probs, members, ood_members)
     return result

@@ -32,7 +32,7 @@ from sklearn.metrics import (
 
 from bench.data.spec import TaskSpec
 from bench.errors import UnknownNameError
-from bench.evaluate import conformal, ood
+from bench.evaluate import conformal, diversity, ood
 from bench.evaluate.calibration import (
     DEFAULT_BINS,
     binary_top_label,
@@ -45,8 +45,8 @@ from bench.evaluate.thresholds import Thresholds
 
 # 1: before the registry (same values); 2: metrics from the registry, rescorable; 3: with bootstrap intervals;
 # 4: macro averages over the classes present in test; 5: selective prediction (AURC, AUGRC, risk@80% coverage,
-# coverage@5% risk); 6: conformal prediction sets, OOD detection
-METRICS_VERSION = 6
+# coverage@5% risk); 6: conformal prediction sets, OOD detection; 7: ensemble diversity, OOD by mutual information
+METRICS_VERSION = 7
 SINGLE, MULTI = "single-label", "multi-label"
 BOTH = frozenset({SINGLE, MULTI})
 Direction = Literal["max", "min"] | None
@@ -57,7 +57,8 @@ class Predictions:
     """What every metric is computed from: a task's test probabilities ``[N, C]`` and labels (``[N]`` class
     indices, or ``[N, C]`` 0/1 for multi-label), the ECE bin count, the multi-label decision thresholds
     (default: 0.5 everywhere) and the conformal miscoverage ``alpha``. Shared intermediate values are computed
-    once; ``ood_probs``: the probabilities on out-of-distribution test examples (classes held out), if any."""
+    once; ``ood_probs``: the probabilities on out-of-distribution test examples (classes held out), if any;
+    ``members`` / ``ood_members``: an ensemble's members' probabilities ``[K, N, C]`` on both, if any."""
 
     spec: TaskSpec
     probs: np.ndarray
@@ -66,6 +67,8 @@ class Predictions:
     thresholds: Thresholds | None = None
     alpha: float = conformal.DEFAULT_ALPHA
     ood_probs: np.ndarray | None = None  # probabilities on out-of-distribution test examples, where the data has them
+    members: np.ndarray | None = None  # an ensemble's members' test probabilities [K, N, C] (their mean is probs)
+    ood_members: np.ndarray | None = None  # and on the out-of-distribution examples
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -99,7 +102,8 @@ class Predictions:
 
     def subset(self, idx: np.ndarray) -> Predictions:
         """The same predictions restricted to (possibly repeated) examples ``idx``."""
-        return replace(self, probs=self.probs[idx], y=self.y[idx])
+        members = None if self.members is None else self.members[:, idx]
+        return replace(self, probs=self.probs[idx], y=self.y[idx], members=members)
 
     @property
     def n(self) -> int:
@@ -606,7 +610,16 @@ def ood_detection(p: Predictions) -> dict[str, Any] | None:
     in-distribution ones (:mod:`bench.evaluate.ood`); None when the data has no OOD examples."""
     if p.ood_probs is None or len(p.ood_probs) == 0:
         return None
-    return ood.detection(p.probs, p.ood_probs)
+    return ood.detection(p.probs, p.ood_probs, p.members, p.ood_members)
+
+
+@register_metric("ensemble", direction=None)
+def ensemble_diversity(p: Predictions) -> dict[str, Any] | None:
+    """An ensemble's members' disagreement and the split of its predictive entropy into the members' mean entropy
+    and their mutual information (:mod:`bench.evaluate.diversity`); None for a rung without members."""
+    if p.members is None:
+        return None
+    return diversity.summary(p.members, p.spec.multilabel)
 
 
 @register_metric("per_class", direction=None)

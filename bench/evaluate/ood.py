@@ -3,7 +3,8 @@ it never saw (:mod:`bench.data.ood`) separates them from in-distribution test ex
 
 Each score is higher for "more likely out of distribution": ``msp``, one minus the maximum probability (Hendrycks
 & Gimpel, 2017), and ``entropy``, the predictive entropy — of the mean probabilities for MC-Dropout and ensembles,
-so their extra uncertainty counts. OOD examples are the positives: AUROC, AUPR (average precision) and FPR at 95%
+so their extra uncertainty counts — and, for an ensemble, ``mutual_information``, its members' disagreement
+(:mod:`bench.evaluate.diversity`). OOD examples are the positives: AUROC, AUPR (average precision) and FPR at 95%
 TPR (the share of in-distribution examples flagged when 95% of the OOD ones are), from scikit-learn. AUROC carries
 a 95% percentile-bootstrap interval (``scipy.stats.bootstrap``, in- and out-of-distribution examples resampled
 apart): OOD sets are often small (66 examples for one held-out emotion class), and the interval says so.
@@ -15,7 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import bootstrap, rankdata
+from scipy.stats import entropy as scipy_entropy
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from bench.evaluate.diversity import mutual_information
 
 TPR_LEVEL = 0.95
 RESAMPLES, LEVEL, SEED = 1000, 0.95, 20_261_129
@@ -28,8 +32,7 @@ def msp(probs: np.ndarray) -> np.ndarray:
 
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Predictive entropy in nats (0 log 0 = 0)."""
-    p = np.clip(probs, 0.0, 1.0)
-    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+    return scipy_entropy(probs, axis=1)
 
 
 SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"msp": msp, "entropy": entropy}
@@ -65,13 +68,20 @@ def auroc_interval(out_scores: np.ndarray, in_scores: np.ndarray) -> tuple[float
     return float(ci.low), float(ci.high)
 
 
-def detection(in_probs: np.ndarray, ood_probs: np.ndarray) -> dict[str, dict[str, float] | int]:
+def detection(
+    in_probs: np.ndarray,
+    ood_probs: np.ndarray,
+    in_members: np.ndarray | None = None,
+    ood_members: np.ndarray | None = None,
+) -> dict[str, dict[str, float] | int]:
     """Each score's AUROC (with its interval), AUPR and FPR at 95% TPR for telling ``ood_probs`` rows from
-    ``in_probs`` rows."""
+    ``in_probs`` rows; with an ensemble's members' probabilities on both, their mutual information too."""
     is_ood = np.r_[np.zeros(len(in_probs)), np.ones(len(ood_probs))]
     out: dict[str, dict[str, float] | int] = {"n_in": len(in_probs), "n_out": len(ood_probs)}
-    for name, fn in SCORES.items():
-        inside, outside = fn(in_probs), fn(ood_probs)
+    scores = {name: (fn(in_probs), fn(ood_probs)) for name, fn in SCORES.items()}
+    if in_members is not None and ood_members is not None:
+        scores["mutual_information"] = (mutual_information(in_members), mutual_information(ood_members))
+    for name, (inside, outside) in scores.items():
         score = np.r_[inside, outside]
         low, high = auroc_interval(outside, inside)
         out[name] = {

@@ -59,6 +59,8 @@ def stored_predictions(
     labels: np.ndarray,
     alpha: float | None = None,
     ood_probs: np.ndarray | None = None,
+    members: np.ndarray | None = None,
+    ood_members: np.ndarray | None = None,
 ) -> Predictions:
     """What a stored result's metrics are computed from: its task, bins, (multi-label) tuned thresholds and conformal
     ``alpha`` (given, else the one it was scored with, else the default)."""
@@ -70,7 +72,7 @@ def stored_predictions(
     thresholds = Thresholds.from_metrics(old, spec.labels) if spec.multilabel and "threshold" in old else None
     if alpha is None:
         alpha = float((old.get("conformal") or {}).get("alpha") or DEFAULT_ALPHA)
-    return Predictions(spec, probs, labels, n_bins, thresholds, alpha, ood_probs)
+    return Predictions(spec, probs, labels, n_bins, thresholds, alpha, ood_probs, members, ood_members)
 
 
 def rescore_result(
@@ -79,8 +81,8 @@ def rescore_result(
     """The result with every registered metric and its interval recomputed from its stored predictions (``alpha``:
     conformal miscoverage, default the stored one), and the largest change of a scalar metric it already had (0
     when all agree; NaN when it had none)."""
-    probs, labels, ood_probs = store.load_all_predictions(result["dataset"], result["rung"], seed_of(result))
-    p = stored_predictions(result, probs, labels, alpha, ood_probs)
+    stored = store.load_all_predictions(result["dataset"], result["rung"], seed_of(result))
+    p = stored_predictions(result, stored.probs, stored.labels, alpha, *stored[2:])  # OOD and members' if stored
     metrics = score(p)
     before, after = _scalars(result.get("metrics") or {}), _scalars(metrics)
     shared = set(before) & set(after)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from bench.data import Dataset
 from bench.environment import thread_budget, timing_machine
 from bench.errors import BenchError
-from bench.evaluate.harness import RunSettings, evaluate, next_step, retime, store_failure
+from bench.evaluate.harness import RunSettings, base_cells, evaluate, next_step, retime, store_failure
 from bench.execute import Cell, Report
 from bench.rungs.protocol import UnsafeArtifactError
 from bench.rungs.registry import RungInfo, adopt_rungs, get_rung, list_rungs, with_bases
@@ -275,10 +275,11 @@ class _Grid:
         order = {name: i for i, name in enumerate(list_rungs())}
         steps = {}
         for cell in sorted(self.cells, key=lambda c: order.get(c.rung, -1)):  # bases first
-            refit_base = any(
-                steps.get(Cell(cell.dataset, base, cell.seed), ("",))[0] == "fit" for base in get_rung(cell.rung).bases
-            )  # a wrapper is built on its base's new artifact (run one by one, its stored result would be stale)
             settings = self.for_seed(cell)
+            refit_base = any(
+                steps.get(Cell(cell.dataset, base, seed), ("",))[0] == "fit"
+                for base, seed in base_cells(cell.rung, settings)
+            )  # a wrapper is built on its base's new artifact (run one by one, its stored result would be stale)
             steps[cell] = (
                 ("fit", None)
                 if refit_base
@@ -322,7 +323,7 @@ class _Grid:
             info = get_rung(cell.rung)
             bases = [
                 bundle_refs.get(base) if base in bundle_refs else self._bundle(base)
-                for base in (Cell(cell.dataset, b, cell.seed) for b in info.bases)
+                for base in (Cell(cell.dataset, b, s) for b, s in base_cells(cell.rung, self.for_seed(cell)))
             ]
             largest = max(n.cpus for n in self._eligible(cell.rung))  # cpus=None: a whole node
             on_gpu = self.uses_device(cell.rung) and self.settings.device.startswith("cuda")

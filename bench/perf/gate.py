@@ -48,7 +48,7 @@ import numpy as np
 from bench.data import Dataset, Split, TaskSpec
 from bench.errors import BenchError
 from bench.rungs.protocol import Rung
-from bench.rungs.registry import base_arguments, create_rung, get_rung, with_bases
+from bench.rungs.registry import base_arguments, create_rung, get_rung
 
 BATCH_SIZES = (1, 16)
 DEFAULT_THRESHOLD = 0.25
@@ -148,14 +148,19 @@ class Reference:
 def fit_ladder(names: Sequence[str], dataset: Dataset, seed: int = 0) -> dict[str, Rung]:
     """Fit the named rungs (and the bases they wrap) once on ``dataset``, each with the small, quick fit its
     registration declares for the latency suite (``perf=``: timing does not depend on how well a rung learned);
-    wrappers share their fitted bases."""
-    fitted: dict[str, Rung] = {}
-    for name in with_bases(names):
-        info = get_rung(name)
-        extra = base_arguments([fitted[b] for b in info.bases])
-        rung = create_rung(name, context={"seed": seed, "device": "cpu"}, **info.perf, **extra)
-        fitted[name] = rung.fit(dataset.train, dataset.validation)
-    return {n: fitted[n] for n in names}
+    wrappers share their fitted bases (an ensemble's members are its bases at further seeds)."""
+    fitted: dict[tuple[str, int], Rung] = {}
+
+    def fit(name: str, at: int) -> Rung:
+        if (name, at) not in fitted:
+            info = get_rung(name)
+            bases = [fit(base, s) for base, s in info.base_seeds(at, info.perf)]
+            extra = base_arguments(bases, several=info.members is not None)
+            rung = create_rung(name, context={"seed": at, "device": "cpu"}, **info.perf, **extra)
+            fitted[(name, at)] = rung.fit(dataset.train, dataset.validation)
+        return fitted[(name, at)]
+
+    return {n: fit(n, seed) for n in names}
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> float:

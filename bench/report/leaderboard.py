@@ -523,7 +523,7 @@ def conformal_note(results: Sequence[dict[str, Any]]) -> str:
     )
 
 
-OOD_SCORES = (("max-prob", "msp"), ("entropy", "entropy"))
+OOD_SCORES = (("max-prob", "msp"), ("entropy", "entropy"), ("mutual info", "mutual_information"))
 
 
 def ood_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.DataFrame:
@@ -542,7 +542,7 @@ def ood_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.Dat
                 row[f"AUPR ({title})"] = f"{s['aupr']:.3f}"
                 row[f"FPR@95%TPR ({title})"] = f"{s['fpr_at_95_tpr']:.3f}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")  # mutual information: ensembles only
 
 
 def ood_note(results: Sequence[dict[str, Any]]) -> str:
@@ -553,11 +553,43 @@ def ood_note(results: Sequence[dict[str, Any]]) -> str:
         f"Out-of-distribution test examples: the {data.get('ood', '?')} test examples of {held}, a class no rung "
         f"was trained on (removed from train and validation), against the {data.get('test', '?')} in-distribution "
         "test examples. A rung flags an example as OOD by its uncertainty: one minus its maximum probability "
-        "(max-prob) or the entropy of its probabilities (for MC-Dropout, of the mean over passes). AUROC: the "
+        "(max-prob), the entropy of its probabilities (for MC-Dropout and ensembles, of the mean over passes or "
+        "members) or, for an ensemble, its members' mutual information (their disagreement). AUROC: the "
         "chance that an OOD example is flagged above an in-distribution one (0.5: blind), with its 95% bootstrap "
         "interval (the two groups resampled apart); AUPR: average precision "
         "with OOD as positive; FPR@95%TPR: the share of in-distribution examples flagged when 95% of the OOD ones "
         "are (lower is better)."
+    )
+
+
+def ensemble_frame(results: Sequence[dict[str, Any]], order: Sequence[str]) -> pd.DataFrame:
+    """Per ensemble (in ``order``): its members, their disagreement and the split of its predictive entropy."""
+    by_rung = {r["rung"]: r for r in results if (r.get("metrics") or {}).get("ensemble")}
+    return pd.DataFrame(
+        [
+            {
+                "rung": rung,
+                "members": str(e["members"]),
+                "disagreement": f"{e['disagreement']:.4f}",
+                "mutual information": f"{e['mutual_information']:.4f}",
+                "expected entropy": f"{e['expected_entropy']:.4f}",
+                "predictive entropy": f"{e['predictive_entropy']:.4f}",
+            }
+            for rung in order
+            if rung in by_rung
+            for e in [by_rung[rung]["metrics"]["ensemble"]]
+        ]
+    )
+
+
+def ensemble_note(results: Sequence[dict[str, Any]]) -> str:
+    """What the ensemble table shows."""
+    return (
+        "An ensemble averages the probabilities of its members, its base rung fitted at consecutive seeds (each "
+        "member is also the base's own result at that seed). Disagreement: the share of member pairs whose top class "
+        "differs, averaged over the test examples. The predictive entropy of the mean (nats) is the members' "
+        "expected entropy (what each is unsure of) plus their mutual information (what they disagree on: 0 for "
+        "identical members). Params, size, fit time and latency in the leaderboard are the ensemble's totals."
     )
 
 
@@ -601,6 +633,7 @@ class Leaderboard:
     checks: list[str]
     conformal: pd.DataFrame = field(default_factory=pd.DataFrame)
     ood: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ensembles: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def newest_data(
@@ -638,16 +671,28 @@ def build(store: ResultStore, dataset: str) -> Leaderboard | None:
     steps = with_ratios(steps_frame(comparison), results)
     notes = footnotes(results, comparison, frame)
     checks = [*left_out, *sanity_checks(results, comparison)]
-    sets = conformal_frame(results, list(frame["rung"]))
-    ood = ood_frame(results, list(frame["rung"]))
-    return Leaderboard(dataset, results, predictions, comparison, frame, steps, notes, checks, sets, ood)
+    order = list(frame["rung"])
+    return Leaderboard(
+        dataset,
+        results,
+        predictions,
+        comparison,
+        frame,
+        steps,
+        notes,
+        checks,
+        conformal_frame(results, order),
+        ood_frame(results, order),
+        ensemble_frame(results, order),
+    )
 
 
 def extra_tables(board: Leaderboard) -> list[tuple[str, str, pd.DataFrame]]:
     """The tables after the leaderboard that only some results fill, as ``(title, note, table)``: conformal
-    prediction sets, and OOD detection where the data had out-of-distribution examples."""
+    prediction sets, ensembles' diversity, and OOD detection where the data had out-of-distribution examples."""
     tables = (
         ("Conformal prediction sets", conformal_note, board.conformal),
+        ("Ensembles", ensemble_note, board.ensembles),
         ("Out-of-distribution detection", ood_note, board.ood),
     )
     return [(title, note(board.results), frame) for title, note, frame in tables if not frame.empty]

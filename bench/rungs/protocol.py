@@ -67,6 +67,8 @@ class Rung(ABC):
 
     #: whether :meth:`predict_logits` is available (calibration wrappers need it)
     has_logits: ClassVar[bool] = False
+    #: whether :meth:`predict_members` is available (an ensemble: its members' probabilities are stored and scored)
+    has_members: ClassVar[bool] = False
     #: types (``module.QualName``) beyond skops' defaults that the default :meth:`save` writes, trusted by :meth:`load`
     trusted_types: ClassVar[tuple[str, ...]] = ()
 
@@ -83,6 +85,11 @@ class Rung(ABC):
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         """Pre-softmax (or pre-sigmoid) scores ``[N, C]``; only where :attr:`has_logits`."""
         raise NotImplementedError(f"{type(self).__name__} has no logits")
+
+    def predict_members(self, inputs: Sequence[Input]) -> np.ndarray:
+        """Each member's probabilities ``[K, N, C]``, whose mean is :meth:`predict_proba`; only where
+        :attr:`has_members`."""
+        raise NotImplementedError(f"{type(self).__name__} has no members")
 
     def num_parameters(self) -> int:
         """Number of learned numeric parameters."""

@@ -111,6 +111,7 @@ class RungInfo:
     style: PlotStyle | None = None
     check: Target | None = None  # called with the rung's options before a run: raises BenchError on a bad one
     declared_resources: Resources | None = None  # what fitting one cell holds (None: as its bases, else 1 CPU)
+    members: str | None = None  # the factory option counting the seeds of its bases it is built on (an ensemble)
 
     @property
     def resources(self) -> Resources:
@@ -127,6 +128,18 @@ class RungInfo:
     def base(self) -> str | None:
         """The single base of a one-base wrapper, else None."""
         return self.bases[0] if len(self.bases) == 1 else None
+
+    def base_seeds(self, seed: int, options: Mapping[str, Any]) -> list[tuple[str, int]]:
+        """The (base, seed) cells the rung at ``seed`` with ``options`` is built on: each base at the same seed, or,
+        for a rung over several seeds of its bases (``members``: K, from ``options`` or the factory's default),
+        each base at seeds ``seed`` … ``seed + K - 1``. Ensembles at neighbouring seeds so share K - 1 members:
+        K fits per extra seed would buy independent ensembles at K times the cost."""
+        if self.members is None:
+            return [(base, seed) for base in self.bases]
+        count = options.get(self.members, inspect.signature(self._factory).parameters[self.members].default)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise BenchError(f"--option {self.name}.{self.members}: expects a positive integer, not {count!r}")
+        return [(base, seed + k) for k in range(count) for base in self.bases]
 
     @cached_property
     def _factory(self) -> Factory:
@@ -239,13 +252,16 @@ def register_rung(
     style: PlotStyle | None = None,
     check: Target | None = None,
     resources: Resources | None = None,
+    members: str | None = None,
 ) -> Any:
     """Register rung ``name``. With ``factory`` (an object or ``"module:object"``) it registers at once; without,
     it returns a decorator for a factory function or class (timm's ``@register_model``).
 
     A wrapper names the rungs it wraps as ``bases``; its factory then takes the fitted base as ``base=`` (one
     base) or the fitted bases, in order, as ``bases=`` (several). ``seed`` and ``device`` are passed where the
-    factory takes them.
+    factory takes them. ``members`` names the factory option K of a rung built on K seeds of its bases (a deep
+    ensemble): its factory receives the bases fitted at seeds s … s + K - 1 as ``bases=`` (see
+    :meth:`RungInfo.base_seeds`).
     """
 
     def add(target: Target) -> Target:
@@ -266,6 +282,7 @@ def register_rung(
             style,
             check,
             resources,
+            members,
         )
         return target
 
@@ -345,11 +362,12 @@ def colour_for(name: str, family: str) -> str:
     return _REGISTRY[name].colour if name in _REGISTRY else family_colour(family)
 
 
-def base_arguments(bases: Sequence[Any]) -> dict[str, Any]:
-    """How a wrapper's factory receives its fitted bases: ``base=`` for one, ``bases=`` for several, none for none."""
+def base_arguments(bases: Sequence[Any], several: bool = False) -> dict[str, Any]:
+    """How a wrapper's factory receives its fitted bases: ``base=`` for one, ``bases=`` for several (or for one of a
+    rung that takes ``several``: an ensemble of one member), none for none."""
     if not bases:
         return {}
-    return {"base": bases[0]} if len(bases) == 1 else {"bases": list(bases)}
+    return {"base": bases[0]} if len(bases) == 1 and not several else {"bases": list(bases)}
 
 
 def create_rung(name: str, *, context: Mapping[str, Any] | None = None, **options: Any) -> Any:

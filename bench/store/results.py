@@ -18,7 +18,8 @@ result.json schema (``schema_version`` 1):
   a file changed since) is never used: the result is not current and the rung is fitted again.
 
 predictions.npz: ``probs`` ``[N, C]`` float and ``labels`` (``[N]`` ints, or ``[N, C]`` 0/1) for the
-test split, columns in the dataset card's label order.
+test split, columns in the dataset card's label order; where there are any, ``ood_probs`` (out-of-distribution test
+examples) and an ensemble's ``member_probs`` / ``ood_member_probs`` ``[K, N, C]``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from bench.errors import BenchError
 log = logging.getLogger("bench")
 
 SCHEMA_VERSION = 1
+BASE_SEED = " seed "  # in a base_artifacts key: the base is at another seed than the result (an ensemble member)
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.npz"
 ARTIFACT_DIR = "artifact"
@@ -136,9 +138,35 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
+OPTIONAL_ARRAYS = ("ood_probs", "member_probs", "ood_member_probs")
+
+
+class StoredPredictions(NamedTuple):
+    """What ``predictions.npz`` holds: test probabilities ``[N, C]`` and labels, and where stored, those on
+    out-of-distribution examples and an ensemble's members' ``[K, N, C]`` on both."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    ood_probs: np.ndarray | None = None
+    members: np.ndarray | None = None
+    ood_members: np.ndarray | None = None
+
+
 def seed_of(result: dict[str, Any]) -> int:
     """The seed a result was run with."""
     return int((result.get("config") or {}).get("seed") or 0)
+
+
+def base_key(base: str, seed: int, own: int) -> str:
+    """How a result's ``base_artifacts`` names a base it was built on: the base's name, with `` seed k`` where the
+    base is at another seed than the result (an ensemble's members)."""
+    return base if seed == own else f"{base}{BASE_SEED}{seed}"
+
+
+def parse_base_key(key: str, own: int) -> tuple[str, int]:
+    """The (base, seed) a :func:`base_key` names."""
+    base, sep, seed = key.rpartition(BASE_SEED)
+    return (base, int(seed)) if sep and seed.isdigit() else (key, own)
 
 
 class ResultStore:
@@ -249,8 +277,9 @@ class ResultStore:
         """Why a wrapper's result no longer belongs to its bases' stored results (None: it does): a base it was
         built on from the store has been fitted again since, so the table would pair the wrapper with other
         weights than it calibrated."""
-        for base, digest in (result.get("base_artifacts") or {}).items():
-            now = self.read(result["dataset"], base, seed_of(result))
+        for key, digest in (result.get("base_artifacts") or {}).items():
+            base, seed = parse_base_key(key, seed_of(result))
+            now = self.read(result["dataset"], base, seed)
             if digest is not None and (now or {}).get("artifact_sha256") != digest:
                 return f"its base {base} has been fitted again since it was built"
         return None
@@ -298,16 +327,20 @@ class ResultStore:
         probs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         ood_probs: np.ndarray | None = None,
+        members: np.ndarray | None = None,
+        ood_members: np.ndarray | None = None,
     ) -> Path:
         """Store a result (and, for ``ok``, its test predictions; ``ood_probs``: those on out-of-distribution test
-        examples, where the data has them) in its seed's folder. Predictions land before result.json, so a result
-        file never points at missing or stale predictions."""
+        examples, where the data has them; ``members`` / ``ood_members``: an ensemble's members' ``[K, N, C]``) in
+        its seed's folder. Predictions land before result.json, so a result file never points at missing or stale
+        predictions."""
         folder = self.root / result["dataset"] / result["rung"] / f"{SEED_PREFIX}{seed_of(result)}"
         preds = folder / PREDICTIONS_FILE
         result = {k: v for k, v in result.items() if k != "predictions_sha256"}
         if probs is not None and labels is not None:
             buffer = io.BytesIO()
-            extra = {} if ood_probs is None else {"ood_probs": ood_probs.astype(np.float64)}
+            optional = zip(OPTIONAL_ARRAYS, (ood_probs, members, ood_members), strict=True)
+            extra = {k: v.astype(np.float64) for k, v in optional if v is not None}
             np.savez_compressed(buffer, probs=probs.astype(np.float64), labels=labels, **extra)
             data = buffer.getvalue()
             result["predictions_sha256"] = hashlib.sha256(data).hexdigest()
@@ -328,14 +361,12 @@ class ResultStore:
     def load_predictions(self, dataset: str, rung: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(probs, labels)`` stored for ``rung`` on ``dataset`` with ``seed``; :class:`StoreError` when they are
         missing, unreadable, malformed or not the ones the stored result names."""
-        probs, labels, _ = self.load_all_predictions(dataset, rung, seed)
+        probs, labels, *_ = self.load_all_predictions(dataset, rung, seed)
         return probs, labels
 
-    def load_all_predictions(
-        self, dataset: str, rung: str, seed: int = 0
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``(probs, labels, ood_probs)``: :meth:`load_predictions` and the probabilities on out-of-distribution
-        test examples (None where the data had none)."""
+    def load_all_predictions(self, dataset: str, rung: str, seed: int = 0) -> StoredPredictions:
+        """:meth:`load_predictions` and what else was stored with them: the probabilities on out-of-distribution test
+        examples and an ensemble's members' (None where there were none)."""
         folder = self.rung_dir(dataset, rung, seed)
         path = folder / PREDICTIONS_FILE
         result = self.read(dataset, rung, seed) or {}
@@ -344,18 +375,24 @@ class ResultStore:
             if expected is not None and file_digest(path) != expected:
                 raise StoreError(f"{path}: not the predictions its result.json names")
             with np.load(path, allow_pickle=False) as data:
-                probs, labels = np.asarray(data["probs"]), np.asarray(data["labels"])
-                ood = np.asarray(data["ood_probs"]) if "ood_probs" in data.files else None
+                stored = StoredPredictions(
+                    *(np.asarray(data[k]) for k in ("probs", "labels")),
+                    *(np.asarray(data[k]) if k in data.files else None for k in OPTIONAL_ARRAYS),
+                )
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise StoreError(f"{path}: unreadable predictions ({type(exc).__name__}: {exc})") from None
+        probs, labels, ood = stored.probs, stored.labels, stored.ood_probs
         n_classes = len((result.get("data") or {}).get("labels") or []) or None
         if probs.ndim != 2 or len(labels) != len(probs) or (n_classes and probs.shape[1] != n_classes):
             raise StoreError(f"{path}: predictions of shape {probs.shape} with {len(labels)} labels do not fit")
         if ood is not None and (ood.ndim != 2 or ood.shape[1] != probs.shape[1]):
             raise StoreError(f"{path}: out-of-distribution predictions of shape {ood.shape} do not fit")
-        return probs, labels, ood
+        for name, members, rows in (("member", stored.members, probs), ("OOD member", stored.ood_members, ood)):
+            if members is not None and (rows is None or members.ndim != 3 or members.shape[1:] != rows.shape):
+                raise StoreError(f"{path}: {name} predictions of shape {members.shape} do not fit")
+        return stored
 
     def export_bundle(self, dataset: str, rung: str, seed: int = 0) -> bytes | None:
         """A cell's stored result with its predictions and artifact as one uncompressed tar archive (None when no
