@@ -96,6 +96,7 @@ for _base, _family in (
     ("features_lr", "transformer+calibration"),
     ("finetuned", "transformer+calibration"),
     ("finetuned+mc", "transformer+calibration"),
+    ("finetuned+ens", "transformer+calibration"),
 ):
     register_rung(
         f"{_base}+ts",
