@@ -240,6 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         ece_bins=args.ece_bins,
         force=args.force,
+        retime=args.retime,
         options=options,
         conformal_alpha=_alpha(args.alpha),
     )
@@ -646,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument("--no-html", action="store_true", help="leaderboards only: skip the HTML report")
     how.add_argument("--force", action="store_true", help="rerun rungs whose stored config is unchanged")
+    how.add_argument(
+        "--retime",
+        action="store_true",
+        help="time stored results again on this machine, from their stored artifacts (nothing refitted): latencies "
+        "of rungs fitted earlier measured in the same run as new ones",
+    )
     how.add_argument("--strict", action="store_true", help="exit 1 if any rung failed")
     where = p.add_argument_group("where")
     where.add_argument(

@@ -1,5 +1,5 @@
 """Neural rungs (char-CNN, transformer features, fine-tuning) and the wrappers over them (MC-Dropout, deep
-ensembles, temperature scaling).
+ensembles, temperature scaling, ONNX Runtime deployment in fp32 and int8).
 
 Importing this package declares them in the registry; torch and transformers load only when a rung is built.
 """
@@ -89,6 +89,22 @@ register_rung(
     profiles={"quick": {"members": 2}, "default": {"members": 3}, "full": {"members": 5}},
     perf={"members": 2},  # the latency suite times the per-member code; K members cost about K times one
 )
+
+for _name, _quantize, _what in (
+    ("finetuned+onnx", "none", "in fp32"),
+    ("finetuned+int8", "int8", "with dynamic int8 quantization (8-bit weights, word embeddings included)"),
+):
+    register_rung(
+        _name,
+        "models.onnx_runtime:OnnxRuntimeClassifier",
+        family="transformer+deployment",
+        bases=["finetuned"],
+        fixed={"quantize": _quantize},
+        style=PlotStyle("#e377c2", marker="s"),
+        capabilities=Capabilities(needs=frozenset({"torch"})),
+        description=f"The fine-tuned transformer exported to ONNX and run by ONNX Runtime on the CPU {_what}; "
+        "stands alone once built (its size is the ONNX model and tokenizer).",
+    )
 
 for _base, _family in (
     ("tfidf_lr", "linear+calibration"),

@@ -1,6 +1,6 @@
 """Rewrite the README's result tables (``<!-- DATASET-table: ... -->`` blocks), step tables
-(``<!-- DATASET-steps: ... -->``), conformal and OOD-detection tables (``<!-- DATASET-conformal: ... -->``,
-``<!-- DATASET-ood: ... -->``) and rung-against-rung tables over every dataset (``<!-- versus A B: ... -->``) from
+(``<!-- DATASET-steps: ... -->``), the leaderboard's extra tables (``<!-- DATASET-conformal: ... -->``,
+``-ensembles``, ``-ood``) and rung-against-rung tables over every dataset (``<!-- versus A B: ... -->``) from
 results/.
 
 Usage: ``python scripts/readme_tables.py`` from the repository root; tests/test_readme.py checks the tables.
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"(<!-- (\w+)-table:[^\n]*-->\n)(\|[^\n]*\n)(?:\|[^\n]*\n)*")  # marker, header row, other rows
 STEPS = re.compile(r"(<!-- (\w+)-steps:[^\n]*-->\n)(?:\|[^\n]*\n)*")
 VERSUS = re.compile(r"(<!-- versus ([\w+]+) ([\w+]+):[^\n]*-->\n)(?:\|[^\n]*\n)*")
-CONFORMAL = re.compile(r"(<!-- (\w+)-conformal:[^\n]*-->\n)(?:\|[^\n]*\n)*")
-OOD = re.compile(r"(<!-- ([\w.+-]+)-ood:[^\n]*-->\n)(?:\|[^\n]*\n)*")
+EXTRA_TABLES = ("conformal", "ensembles", "ood")  # Leaderboard attributes
+EXTRA = re.compile(r"(<!-- ([\w.+-]+)-(" + "|".join(EXTRA_TABLES) + r"):[^\n]*-->\n)(?:\|[^\n]*\n)*")
 
 
 @functools.cache
@@ -54,14 +54,10 @@ def steps(dataset: str) -> str:
     return board(dataset).steps.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
-def conformal(dataset: str) -> str:
-    """The conformal prediction sets of ``dataset``'s rungs: the leaderboard's conformal table as Markdown."""
-    return board(dataset).conformal.to_markdown(index=False, disable_numparse=True) + "\n"
-
-
-def ood(dataset: str) -> str:
-    """OOD detection by ``dataset``'s rungs (a dataset with held-out classes): the leaderboard's OOD table."""
-    return board(dataset).ood.to_markdown(index=False, disable_numparse=True) + "\n"
+def extra(dataset: str, kind: str) -> str:
+    """One of the leaderboard's extra tables of ``dataset`` (``kind`` in :data:`EXTRA_TABLES`: conformal sets,
+    ensembles' diversity, OOD detection) as Markdown."""
+    return getattr(board(dataset), kind).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def versus(rung: str, other: str) -> str:
@@ -102,8 +98,7 @@ def main() -> None:
     text = MARKER.sub(rewrite, text)
     text = STEPS.sub(lambda m: m.group(1) + steps(m.group(2)), text)
     text = VERSUS.sub(lambda m: m.group(1) + versus(m.group(2), m.group(3)), text)
-    text = CONFORMAL.sub(lambda m: m.group(1) + conformal(m.group(2)), text)
-    text = OOD.sub(lambda m: m.group(1) + ood(m.group(2)), text)
+    text = EXTRA.sub(lambda m: m.group(1) + extra(m.group(2), m.group(3)), text)
     readme.write_text(text, encoding="utf-8")
 
 

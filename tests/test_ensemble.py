@@ -32,7 +32,15 @@ def stratified_ensemble():
         members="members",
         profiles={"quick": {"members": 3}},
     )
+    registry.register_rung(
+        "stratified+ens+x",
+        "models.temperature:TemperatureScaled",
+        family="chance+ensemble",
+        description="a wrapper over the test ensemble",
+        bases=["stratified+ens"],
+    )
     yield "stratified+ens"
+    registry.unregister_rung("stratified+ens+x")
     registry.unregister_rung("stratified+ens")
 
 
@@ -102,6 +110,12 @@ def test_members_are_the_base_at_consecutive_seeds(stratified_ensemble, toy_data
         Cell("d", "stratified", 3),
         Cell("d", stratified_ensemble, 1),
     ]  # each member once, before the first ensemble that needs it
+    wrapped = plan_cells(["d"], ["tfidf_lr+ts", f"{stratified_ensemble}+x"], [0], RunSettings(get_profile("quick")))
+    assert wrapped == [
+        Cell("d", "tfidf_lr+ts", 0),
+        *(Cell("d", "stratified", s) for s in (0, 1, 2)),
+        Cell("d", f"{stratified_ensemble}+x", 0),
+    ]  # a wrapper over an ensemble brings the ensemble's members; a plain wrapper brings nothing
     assert parse_base_key(base_key("a+b", 3, 1), 1) == ("a+b", 3) and parse_base_key("a+b", 1) == ("a+b", 1)
 
 

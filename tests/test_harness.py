@@ -78,6 +78,14 @@ def test_unchanged_config_is_skipped_unless_forced(toy_data, tmp_path):
     assert forced["config_hash"] == first["config_hash"] and forced is not again
     reseeded = evaluate("majority", ds, RunSettings(profile=QUICK.profile, seed=3), store)
     assert reseeded["config_hash"] != first["config_hash"]
+    retimed = evaluate("tfidf_lr", ds, QUICK, store)
+    again = evaluate("tfidf_lr", ds, RunSettings(profile=QUICK.profile, retime=True), store)
+    assert again["timing"]["method"] == "retimed" and "retimed_from" in again
+    assert (
+        to_json(again["metrics"]) == to_json(retimed["metrics"])
+        and again["artifact_sha256"] == retimed["artifact_sha256"]
+    )
+    assert again["efficiency"]["fit_seconds"] == retimed["efficiency"]["fit_seconds"]  # timed again, not refitted
 
 
 def test_failed_and_not_applicable_are_stored_and_the_run_goes_on(toy_data, tmp_path, exploding_rung):

@@ -352,3 +352,30 @@ def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_pa
     assert results["finetuned+mc"]["efficiency"]["mc_passes"] == 3
     assert "padding_efficiency" in results["finetuned"]["efficiency"]
     assert results["finetuned+ts"]["config"]["bases"] == [results["finetuned"]["config_hash"]]
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_onnx_runtime_rung_matches_its_base_and_stands_alone(finetuned, sentiment, tmp_path, quantize):
+    """fp32 ONNX Runtime reproduces the torch logits; int8 stays close, on pairs of inputs too; once built it keeps
+    neither the base nor its fp32 weights (the saved folder is the ONNX model and the tokenizer)."""
+    from models.onnx_runtime import MODEL_FILE, OnnxRuntimeClassifier
+
+    rung = OnnxRuntimeClassifier(finetuned, quantize=quantize).fit(sentiment.train, sentiment.validation)
+    assert rung.bases == () and rung.num_parameters() == finetuned.num_parameters()
+    inputs = sentiment.test.inputs
+    torch_logits, onnx_logits = finetuned.predict_logits(inputs), rung.predict_logits(inputs)
+    if quantize == "none":
+        np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+    else:  # 8-bit weights: the same decisions on nearly every input
+        assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).mean() >= 0.9
+    # batch 1: int8 activations are quantised per call, so an input's logits move a little with its batch
+    np.testing.assert_allclose(
+        rung.predict_logits(inputs[:1]), onnx_logits[:1], atol=1e-5 if quantize == "none" else 0.02
+    )
+    save_rung(rung, tmp_path / "r")
+    assert (tmp_path / "r" / MODEL_FILE).is_file() and not list((tmp_path / "r").rglob("*.safetensors"))
+    again = load_rung(tmp_path / "r")
+    np.testing.assert_allclose(again.predict_proba(inputs), rung.predict_proba(inputs), atol=1e-6)
+    assert again.fit_info()["quantize"] == quantize and "base" in again.fit_info()
+    assert rung.efficiency_report(inputs)["onnx_quantize"] == quantize
+    assert np.allclose(finetuned.predict_logits(inputs), torch_logits)  # the base is left as it was

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.data import load_dataset
 from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
@@ -57,28 +59,25 @@ def test_versus_tables_match_committed_results():
         assert block.count("\n") >= 2 + 6  # header, rule and one row per dataset
 
 
-def test_conformal_tables_match_committed_results():
-    """Issue 19's table: conformal coverage and set size of every rung on emotion at alpha 0.1."""
+EXTRA_EXPECTED = {  # issue 19's tables: what each must show, and the dataset one of them must be on
+    "conformal": (("coverage (LAC)", "set size (class-wise LAC)"), "emotion"),
+    "ensembles": (("disagreement", "mutual information"), "emotion"),
+    "ood": (("AUROC (max-prob)", "AUROC (mutual info)"), "emotion-holdout-surprise"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXTRA_EXPECTED))
+def test_extra_tables_match_committed_results(kind):
+    """Conformal sets, ensembles and OOD detection (emotion with one class held out) as the leaderboard shows them."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from readme_tables import conformal
+    from readme_tables import extra
 
-    blocks = re.findall(r"<!-- (\w+)-conformal:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
-    assert "emotion" in {name for name, _ in blocks}
-    for dataset, block in blocks:
-        assert block == conformal(dataset), dataset
-        assert "coverage (LAC)" in block and "set size (class-wise LAC)" in block
-
-
-def test_ood_tables_match_committed_results():
-    """Issue 19's OOD table: emotion with one class held out."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from readme_tables import ood
-
-    blocks = re.findall(r"<!-- ([\w.+-]+)-ood:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
-    assert any(name.startswith("emotion-holdout-") for name, _ in blocks)
-    for dataset, block in blocks:
-        assert block == ood(dataset), dataset
-        assert "AUROC (max-prob)" in block and block.count("\n") >= 2 + 4
+    blocks = re.findall(rf"<!-- ([\w.+-]+)-{kind}:[^\n]*-->\n((?:\|[^\n]*\n)+)", README)
+    columns, dataset = EXTRA_EXPECTED[kind]
+    assert dataset in {name for name, _ in blocks}
+    for name, block in blocks:
+        assert block == extra(name, kind), name
+        assert all(c in block for c in columns) and block.count("\n") >= 3
 
 
 def test_adding_a_rung_example_runs(toy_data, tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ class RunSettings:
     device: str = "cpu"
     ece_bins: int = 15
     force: bool = False
+    retime: bool = False  # time stored results again here, from their artifacts (not part of a configuration)
     # a scoring parameter, not part of a result's configuration: `bench rescore --alpha` changes it for stored
     # results without refitting
     conformal_alpha: float = DEFAULT_ALPHA
@@ -91,6 +92,15 @@ def seed_everything(seed: int) -> None:
 def base_cells(rung: str, settings: RunSettings) -> list[tuple[str, int]]:
     """The (base, seed) cells rung ``rung`` is built on under ``settings`` (an ensemble's: several seeds)."""
     return get_rung(rung).base_seeds(settings.seed, settings.options_for(rung))
+
+
+def member_cells(rung: str, settings: RunSettings) -> list[tuple[str, int]]:
+    """The (base, seed) cells of every ensemble's members at or below ``rung`` (those of ``finetuned+ens+ts`` are
+    ``finetuned+ens``'s), deepest first: what a run plans as cells of their own, to store and reuse them."""
+    cells = [
+        cell for base, seed in base_cells(rung, settings) for cell in member_cells(base, replace(settings, seed=seed))
+    ]
+    return cells + (base_cells(rung, settings) if get_rung(rung).members is not None else [])
 
 
 def config_for(rung: str, dataset: Dataset, settings: RunSettings) -> dict[str, Any]:
@@ -315,9 +325,9 @@ def next_step(
     here: Collection[str] | None = None,
 ) -> tuple[Step, dict[str, Any] | None]:
     """What a cell needs, with its stored result: ``done`` (stored and current: nothing to do), ``time`` (quality
-    current, but not timed yet, timed while the machine was busy, or timed on a machine other than ``here`` — the
-    keys of the machines that will time it, default this one's: its artifact is loaded and timed, nothing refitted)
-    or ``fit`` (not stored, stale, or ``force``)."""
+    current, but not timed yet, timed while the machine was busy, timed on a machine other than ``here`` — the
+    keys of the machines that will time it, default this one's —, or ``retime`` asked: its artifact is loaded and
+    timed, nothing refitted) or ``fit`` (not stored, stale, or ``force``)."""
     chash = config_hash(config_for(rung_name, dataset, settings))
     if settings.force or not store.is_current(dataset.name, rung_name, chash, settings.seed):
         return "fit", None
@@ -330,12 +340,15 @@ def next_step(
     timed_on = (stored.get("machine") or {}).get("key")
     busy = bool((stored.get("timing") or {}).get("contended"))
     pending = timing_pending(stored)
-    if timed_on in here and not busy and not pending:
+    if timed_on in here and not busy and not pending and not settings.retime:
         log.info("%s/%s: up to date (config %s), skipped; --force reruns it", dataset.name, rung_name, chash)
         return "done", stored
     if not (store.rung_dir(dataset.name, rung_name, settings.seed) / ARTIFACT_DIR).is_dir():
         if pending:
             return "fit", None
+        if timed_on in here and not busy:  # --retime without the artifact: the stored timing stands
+            log.warning("%s/%s: no stored artifact to time again; its latency stands", dataset.name, rung_name)
+            return "done", stored
         log.warning(
             "%s/%s: timed on another machine (%s) and its fitted artifact is not here, so its latency "
             "stays that machine's (the tables say so); --force refits it here",
@@ -348,6 +361,8 @@ def next_step(
         "not timed yet"
         if pending
         else "timed while this machine was busy"
+        if busy and timed_on in here
+        else "--retime"
         if timed_on in here
         else f"was timed on {timed_on}"
     )

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from bench.data import Dataset
 from bench.errors import UnknownNameError
-from bench.evaluate.harness import RunSettings, base_cells
+from bench.evaluate.harness import RunSettings, member_cells
 from bench.rungs.protocol import resolve
 from bench.rungs.registry import get_rung
 from bench.store.results import ResultStore
@@ -36,16 +36,16 @@ def plan_cells(
 ) -> list[Cell]:
     """The grid in run order: dataset, then seed, then rung; a rung whose registration says the seed changes
     nothing runs for the first seed only. With ``settings``, a rung built on several seeds of its bases (an
-    ensemble) brings the base cells the grid lacks, just before it: each member is fitted, stored and scored once
-    as its own result, and reused by every ensemble (and every later run) that includes it."""
+    ensemble), or over one, brings the members' cells the grid lacks, just before it: each member is fitted, stored
+    and scored once as its own result, and reused by every ensemble (and every later run) that includes it."""
     cells: dict[Cell, None] = {}
     for d in datasets:
         for seed in seeds:
             for r in rungs:
                 if seed != seeds[0] and not get_rung(r).capabilities.seeded:
                     continue
-                if settings is not None and get_rung(r).members is not None:
-                    cells.update((Cell(d, b, s), None) for b, s in base_cells(r, replace(settings, seed=seed)))
+                if settings is not None:
+                    cells.update((Cell(d, b, s), None) for b, s in member_cells(r, replace(settings, seed=seed)))
                 cells[Cell(d, r, seed)] = None
     return list(cells)
 
