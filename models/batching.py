@@ -125,3 +125,12 @@ def iterate(
     """Length-sorted inference batches: ``(original indices, model inputs)``."""
     for idx in sorted_batches(enc.lengths, batch_size):
         yield idx, collate(enc, idx, pad_id, device, stats)
+
+
+def padding_report(enc: Encoded, batch_size: int, pad_id: int) -> dict[str, Any]:
+    """Padding efficiency (real / computed tokens) of the inference batches over ``enc``, how many inputs were
+    truncated, and the batch size."""
+    stats = PaddingStats()
+    for _ in iterate(enc, batch_size, pad_id, "cpu", stats):
+        pass
+    return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": batch_size}

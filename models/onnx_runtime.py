@@ -28,7 +28,7 @@ from bench.data import Input, Split
 from bench.errors import NotApplicable
 from bench.rungs.protocol import Rung
 from bench.rungs.wrapper import STATE_FILE, Wrapper
-from models.batching import PaddingStats, encode, iterate
+from models.batching import encode, iterate, padding_report
 from models.torch_base import TorchClassifier, probabilities, spec_from_dict, spec_to_dict
 
 QUANTIZATIONS = ("none", "int8")
@@ -133,13 +133,14 @@ class OnnxRuntimeClassifier(Wrapper):
         self.session_ = ort.InferenceSession(self.model_bytes_, options, providers=["CPUExecutionProvider"])
         self.inputs_ = {i.name for i in self.session_.get_inputs()}
 
-    def _batches(self, inputs: Sequence[Input], stats: PaddingStats | None = None):
-        enc = encode(self.tokenizer_, inputs, self.max_length)
-        return iterate(enc, self.eval_batch_size, int(self.tokenizer_.pad_token_id or 0), "cpu", stats)
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer_.pad_token_id or 0)
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         out = np.empty((len(inputs), self.spec.n_classes), dtype=np.float32)
-        for idx, batch in self._batches(inputs):
+        enc = encode(self.tokenizer_, inputs, self.max_length)
+        for idx, batch in iterate(enc, self.eval_batch_size, self.pad_id, "cpu"):
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs_}
             out[idx] = self.session_.run(["logits"], feed)[0]
         return out
@@ -152,12 +153,8 @@ class OnnxRuntimeClassifier(Wrapper):
         return int(self.params_)
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
-        stats = PaddingStats()
-        for _ in self._batches(inputs, stats):
-            pass
         return {
-            "padding_efficiency": stats.efficiency,
-            "inference_batch": self.eval_batch_size,
+            **padding_report(encode(self.tokenizer_, inputs, self.max_length), self.eval_batch_size, self.pad_id),
             "onnx_quantize": self.quantize,
             "onnx_threads": self.session_.get_session_options().intra_op_num_threads,
         }

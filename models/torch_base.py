@@ -14,7 +14,7 @@ import torch
 
 from bench.data import Input, TaskSpec
 from bench.rungs.protocol import Rung
-from models.batching import Encoded, PaddingStats, iterate
+from models.batching import Encoded, PaddingStats, iterate, padding_report
 
 META_FILE = "meta.json"
 
@@ -108,12 +108,4 @@ class TorchClassifier(Rung):
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         """Padding efficiency (real / computed tokens) of inference on ``inputs`` and how many were truncated."""
-        enc = self.encode_inputs(inputs)
-        stats = PaddingStats()
-        for _ in self.batches(enc, stats):
-            pass
-        return {
-            "padding_efficiency": stats.efficiency,
-            "truncated_inputs": enc.truncated,
-            "inference_batch": self.eval_batch_size,
-        }
+        return padding_report(self.encode_inputs(inputs), self.eval_batch_size, self.pad_id)
