@@ -539,7 +539,11 @@ def test_bad_input(case: Case, tmp_path: Path, capsys, caplog):
     code, out = _run(tmp_path, extra)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out + caplog.text
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "timed while the machine was busy" not in r.getMessage()
+    ]  # about the machine, not the input: a busy CI host must not fail an input test
     if case.kind == "error":
         lines = captured.err.strip().splitlines()
         assert code == 2, captured.err
