@@ -22,12 +22,13 @@ from bench.profiles import get_profile
 from bench.rungs import registry
 from bench.rungs.protocol import Rung
 from bench.rungs.wrapper import Wrapper
-from bench.store.results import ResultStore, StoreError, artifact_digest
+from bench.store.results import ResultStore, StoreError, artifact_digest, parse_base_key
 
 ray = pytest.importorskip("ray")
 
 CRASH = "tfidf_lr+crash_once"
-GRID = ["majority", "tfidf_lr", CRASH, "exploding"]  # CRASH is a wrapper: its cell waits for tfidf_lr's
+ENSEMBLE = "stratified+ens"  # its cells wait for its members': stratified at seeds s and s + 1
+GRID = ["majority", "tfidf_lr", CRASH, "exploding", ENSEMBLE]  # CRASH is a wrapper: its cell waits for tfidf_lr's
 SEEDS = [0, 1]
 
 
@@ -62,11 +63,15 @@ def rungs(monkeypatch, exploding_rung):
     registry.list_rungs()
     info = registry.RungInfo(CRASH, "test", "dies once", f"{__name__}:CrashOnce", 10_001, bases=("tfidf_lr",))
     monkeypatch.setitem(registry._REGISTRY, CRASH, info)
+    ensemble = registry.RungInfo(
+        ENSEMBLE, "test", "two seeds", "models.ensemble:DeepEnsemble", 10_002, bases=("stratified",), members="members"
+    )
+    monkeypatch.setitem(registry._REGISTRY, ENSEMBLE, ensemble)
     return GRID
 
 
 def settings(marker: Path) -> RunSettings:
-    return RunSettings(profile=get_profile("quick"), options={CRASH: {"marker": str(marker)}})
+    return RunSettings(profile=get_profile("quick"), options={CRASH: {"marker": str(marker)}, ENSEMBLE: {"members": 2}})
 
 
 def flat(obj, prefix: str = "") -> dict:
@@ -91,7 +96,8 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(toy_data, tmp_path, 
     results = run([ds], rungs, settings(marker), tmp_path / "ray", SEEDS, executor=get_executor("ray"))
     assert marker.exists()  # the crashing cell's first try killed its worker; Ray ran it again
     remote = {(r["rung"], r["config"]["seed"]): r for r in results}
-    assert remote.keys() == local.keys() and len(remote) == len(plan_cells([ds.name], rungs, SEEDS))
+    assert remote.keys() == local.keys() and len(remote) == len(plan_cells([ds.name], rungs, SEEDS, settings(marker)))
+    assert ("stratified", 2) in remote  # the seed-1 ensemble's second member, planned as its own cell
     store_l, store_r = ResultStore(tmp_path / "local"), ResultStore(tmp_path / "ray")
     for (rung, seed), r in remote.items():
         assert r["status"] == local[(rung, seed)]["status"], (rung, seed)
@@ -110,8 +116,8 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(toy_data, tmp_path, 
         assert r["efficiency"]["latency_ms_p50"] > 0 and r["efficiency"]["throughput_per_s"] > 0
         folder = store_r.rung_dir(ds.name, rung, seed) / "artifact"
         assert artifact_digest(folder) == r["artifact_sha256"]
-        for base, digest in (r.get("base_artifacts") or {}).items():
-            assert digest == store_r.read(ds.name, base, seed)["artifact_sha256"]
+        for key, digest in (r.get("base_artifacts") or {}).items():
+            assert digest == store_r.read(ds.name, *parse_base_key(key, seed))["artifact_sha256"]
     assert leftovers(tmp_path / "ray") == []
     scratch = Path(tempfile.gettempdir()) / "bench-ray"
     dead = [p for p in scratch.iterdir() if not Path(f"/proc/{p.name.partition('-')[0]}").exists()]
