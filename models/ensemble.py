@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.cache import inputs_digest
 from bench.data import Input, Split
-from bench.rungs.protocol import Rung
+from bench.rungs.protocol import Rung, logits_of_mean
 from bench.rungs.wrapper import Wrapper
 
 MIN_MEMO = 256  # whole splits: the harness asks for the members and then their mean of the same inputs
@@ -50,8 +50,7 @@ class DeepEnsemble(Wrapper):
         return self.predict_members(inputs).mean(axis=0)
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        p = np.clip(self.predict_proba(inputs), 1e-12, 1 - 1e-12)
-        return np.log(p / (1 - p)) if self.spec.multilabel else np.log(p)
+        return logits_of_mean(self.predict_proba(inputs), self.spec.multilabel)
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         return {**super().efficiency_report(inputs), "ensemble_members": len(self.bases)}

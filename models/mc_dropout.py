@@ -14,6 +14,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from bench.cache import cached_array, digest, inputs_digest
 from bench.data import Input, Split
 from bench.errors import NotApplicable
+from bench.rungs.protocol import logits_of_mean
 from bench.rungs.wrapper import Wrapper
 from models.mask_pool import MaskPool, use_pooled_dropout
 from models.torch_base import TorchClassifier
@@ -128,8 +129,7 @@ class MCDropoutClassifier(Wrapper):
         return probs
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        p = np.clip(self.predict_proba(inputs), 1e-12, 1 - 1e-12)
-        return np.log(p / (1 - p)) if self.spec.multilabel else np.log(p)
+        return logits_of_mean(self.predict_proba(inputs), self.spec.multilabel)
 
     def efficiency_report(self, inputs: Sequence[Input], sample: int = 64) -> dict[str, Any]:
         """The base's padding figures plus the cost of T passes against T deterministic passes, on the

@@ -23,10 +23,15 @@ def as_distributions(members: np.ndarray, multilabel: bool = False) -> np.ndarra
     return np.stack([p, 1.0 - p], axis=-1)
 
 
+def _entropies(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The entropy of the members' mean per example ``[N]`` and each member's entropy ``[K, N]``."""
+    return entropy(dist.mean(axis=0), axis=-1), entropy(dist, axis=-1)
+
+
 def mutual_information(members: np.ndarray, multilabel: bool = False) -> np.ndarray:
     """Per example (multi-label: per decision): entropy of the mean less the mean entropy (≥ 0)."""
-    dist = as_distributions(members, multilabel)
-    return np.maximum(entropy(dist.mean(axis=0), axis=-1) - entropy(dist, axis=-1).mean(axis=0), 0.0)
+    predictive, each = _entropies(as_distributions(members, multilabel))
+    return np.maximum(predictive - each.mean(axis=0), 0.0)
 
 
 def disagreement(members: np.ndarray, multilabel: bool = False) -> np.ndarray:
@@ -43,10 +48,11 @@ def disagreement(members: np.ndarray, multilabel: bool = False) -> np.ndarray:
 def summary(members: np.ndarray, multilabel: bool = False) -> dict[str, float | int]:
     """Means over the test examples: members, disagreement, mutual information, expected and predictive entropy."""
     dist = as_distributions(members, multilabel)
+    predictive, each = _entropies(dist)
     return {
         "members": len(dist),
         "disagreement": float(disagreement(members, multilabel).mean()),
-        "mutual_information": float(mutual_information(members, multilabel).mean()),
-        "expected_entropy": float(entropy(dist, axis=-1).mean()),
-        "predictive_entropy": float(entropy(dist.mean(axis=0), axis=-1).mean()),
+        "mutual_information": float(np.maximum(predictive - each.mean(axis=0), 0.0).mean()),
+        "expected_entropy": float(each.mean()),
+        "predictive_entropy": float(predictive.mean()),
     }

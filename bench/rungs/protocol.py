@@ -168,6 +168,13 @@ def check_probabilities(probs: np.ndarray, n: int, spec: TaskSpec) -> np.ndarray
     return probs
 
 
+def logits_of_mean(probs: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Logits whose softmax (multi-label: sigmoids) gives back ``probs``: what a rung that averages probabilities
+    (MC-Dropout, an ensemble) exposes, so temperature scaling composes over it."""
+    p = np.clip(probs, 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p)) if multilabel else np.log(p)
+
+
 def under_trained(fit_info: dict[str, Any] | None) -> bool:
     """Whether a stored ``fit_info`` — or that of a base it wraps, at any depth — says the fit had not converged."""
     info = fit_info or {}
