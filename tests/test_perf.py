@@ -77,6 +77,24 @@ def test_a_common_drift_of_the_ladder_is_not_a_regression_but_one_rung_beyond_it
     assert perf.common_drift(few, baseline, ["a+ts"]) == (1.0, 4)  # too few cases to estimate the ladder's drift
 
 
+def test_a_retry_is_judged_against_the_ladders_drift_in_its_own_run():
+    baseline = {"cases": {"a@1": _case("a", 1, 1.0)}}
+    # run 1: the case +40 % while the ladder ran +10 %; the retries ran +40 % and +45 % on a host +30 % slower
+    runs = [{"a@1": _case("a", 1, r)} for r in (1.4, 1.4, 1.45)]
+    drifts = [1.1, 1.3, 1.3]
+    combined = perf.combine_runs(runs, upper=False, drifts=drifts)
+    # ranked by ratio / drift (1.27, 1.08, 1.12): the median is the third run
+    assert combined["a@1"]["ratio"] == 1.45 and combined["a@1"]["drift"] == 1.3
+    (row,) = perf.compare({"cases": combined}, baseline, threshold=0.25, common=1.1)
+    assert row["relative"] == pytest.approx(1.45 / 1.3 - 1) and row["verdict"] == "ok"
+    (alone,) = perf.compare({"cases": perf.combine_runs(runs, upper=False)}, baseline, threshold=0.25, common=1.1)
+    assert alone["verdict"] == "SLOWER"  # against the first run's drift only: +27 %
+    # a real slowdown stays one, whatever the drift beside it
+    slowed = perf.combine_runs([{"a@1": _case("a", 1, 1.5 * d)} for d in drifts], upper=False, drifts=drifts)
+    (row,) = perf.compare({"cases": slowed}, baseline, threshold=0.25, common=1.1)
+    assert row["relative"] == pytest.approx(0.5) and row["verdict"] == "SLOWER"
+
+
 def test_estimate_takes_the_fastest_rounds_over_the_geometric_mean_of_the_reference_parts():
     rung = [3.0, 2.0, 5.0, 4.0]
     parts = {"matmul": [1.0, 2.0, 1.5, 3.0], "python": [4.0, 8.0, 5.0, 6.0]}
@@ -280,7 +298,9 @@ def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_on
 
     unchanged = _perf("--check", "--baseline", str(baseline), "--rungs", ",".join(rungs))
     assert unchanged.returncode == 0 and "OK: no case slower" in unchanged.stdout, unchanged.stdout + unchanged.stderr
-    assert set(_verdicts(unchanged.stdout, rungs).values()) == {"ok"}, unchanged.stdout
+    # passing is "not SLOWER": a case measured > 25 % faster than a baseline saved a minute earlier is reported
+    # as "faster" (a CI run once read rules@1 -27 % on this shared host), which never fails the gate
+    assert "SLOWER" not in _verdicts(unchanged.stdout, rungs).values(), unchanged.stdout
 
     stored = json.loads(baseline.read_text())  # as if measured under another kernel: the check says so
     (entry,) = stored["machines"].values()
@@ -294,7 +314,7 @@ def test_gate_passes_unchanged_rungs_and_catches_a_1_5x_slowdown_on_that_rung_on
     assert slowed.returncode == 1, out + slowed.stderr
     verdicts = _verdicts(out, rungs)
     assert verdicts["tfidf_lr@1"] == verdicts["tfidf_lr@16"] == "SLOWER", out
-    assert all(v == "ok" for k, v in verdicts.items() if not k.startswith("tfidf_lr")), out
+    assert all(v in ("ok", "faster") for k, v in verdicts.items() if not k.startswith("tfidf_lr")), out
     assert "FAIL: 2 case(s)" in out
 
 

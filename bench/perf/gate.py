@@ -20,7 +20,10 @@ What makes it survive noisy machines (each measured, see README "Latency regress
   1.47x, for every reference part), so the baseline file keeps one entry per CPU model (name, family, model,
   stepping), ISA, core count, thread count and timer, and ``--check`` compares only with its own kind's entry.
 - **Fresh processes, confirmed failures.** Every suite run is its own Python process; a rung over its limit is
-  measured again in more fresh processes and judged on the median of all its runs.
+  measured again in more fresh processes, together with every base rung, and judged on the median of all its
+  runs, each run's figure relative to the ladder's drift *in that run* (the host changes speed within minutes:
+  a CI gate once failed three wrapper cases timed at the end of a run by +26 to +30 % against a drift measured
+  earlier in it, and passed them at +7 to +16 % minutes later).
 - **Judged against the ladder's common drift.** Hours apart, on the same machine and code, every case moved
   together (+3 to +50 %, median +25 %) while the reference parts did not: a shared host changes speed in
   ways two small reference loops do not see. A check therefore divides each case's change by the *ladder's
@@ -251,17 +254,29 @@ def estimate(rung_times: Sequence[float], part_times: Mapping[str, Sequence[floa
     }
 
 
-def combine_runs(runs: Sequence[Mapping[str, Mapping[str, Any]]], upper: bool = True) -> dict[str, dict[str, Any]]:
+def combine_runs(
+    runs: Sequence[Mapping[str, Mapping[str, Any]]], upper: bool = True, drifts: Sequence[float] | None = None
+) -> dict[str, dict[str, Any]]:
     """Cases of several suite runs (fresh processes): each case's median ratio over the runs in which it appears,
     with the other fields of that run, plus every run's ratio (``run_ratios``) and how far they spread
     (``between``: max / min - 1). For an even count ``upper`` takes the upper median — right for a baseline
-    (fewer false alarms later) — and ``upper=False`` the lower one, right for a check (a retry can clear a run)."""
+    (fewer false alarms later) — and ``upper=False`` the lower one, right for a check (a retry can clear a run).
+
+    ``drifts`` (one per run: the ladder's drift measured in that run, :func:`common_drift`) ranks the runs by
+    ratio / drift instead, and the chosen run's drift is kept as the case's ``drift``: a case is then judged
+    against the ladder as it ran alongside it, not as it ran in another process minutes earlier."""
     combined: dict[str, dict[str, Any]] = {}
     for key in dict.fromkeys(k for r in runs for k in r):
-        found = sorted((r[key] for r in runs if key in r), key=lambda c: c["ratio"])
-        ratios = [c["ratio"] for c in found]
+        found = sorted(
+            ((r[key], 1.0 if drifts is None else drifts[i]) for i, r in enumerate(runs) if key in r),
+            key=lambda pair: pair[0]["ratio"] / pair[1],
+        )
+        ratios = [c["ratio"] for c, _ in found]
         middle = len(found) // 2 if upper else (len(found) - 1) // 2
-        combined[key] = {**found[middle], "run_ratios": ratios, "between": ratios[-1] / ratios[0] - 1}
+        case, drift = found[middle]
+        combined[key] = {**case, "run_ratios": sorted(ratios), "between": max(ratios) / min(ratios) - 1}
+        if drifts is not None:
+            combined[key]["drift"] = drift
     return combined
 
 
@@ -295,7 +310,8 @@ def compare(
     common: float = 1.0,
 ) -> list[dict[str, Any]]:
     """One row per case in ``baseline["cases"]``: baseline ratio, current ratio, change, change relative to the
-    ladder's ``common`` change (:func:`common_drift`; 1.0: none) and verdict.
+    ladder's ``common`` change (:func:`common_drift`; 1.0: none; a case's own ``drift``, from the run it was
+    measured in, wins over it) and verdict.
 
     A case fails (``SLOWER``) when its change relative to the ladder grew by more than its rung's limit
     (``thresholds[rung]``, else ``threshold``); ``faster`` beyond the limit is reported, not failed; a case
@@ -319,7 +335,7 @@ def compare(
         }
         if now is not None:
             change = now["ratio"] / base["ratio"] - 1
-            relative = (1 + change) / common - 1
+            relative = (1 + change) / now.get("drift", common) - 1
             row.update(
                 current=now["ratio"],
                 change=change,
