@@ -121,6 +121,9 @@ class CharCNN(TorchClassifier):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.module_(**batch)
 
+    def token_range(self) -> tuple[int, int]:
+        return int(self.module_.min_width), int(self.max_chars)
+
     def _loss_fn(self, train: Split) -> nn.Module:
         counts = torch.as_tensor(train.class_counts(), dtype=torch.float32).clamp(min=1)
         if self.spec.multilabel:

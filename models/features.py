@@ -16,6 +16,7 @@ from bench.data import Input, Split
 from bench.data.splits import subsample
 from bench.rungs.protocol import Rung, load_trusted
 from models.batching import Encoded, PaddingStats, encode, iterate
+from models.flops import fit_flop_model
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
 
@@ -102,6 +103,21 @@ class FeaturesLR(Rung):
         if not (self.spec.pair and self.pair_features == "separate"):
             return self.embed(inputs)
         return combine_embeddings(self.embed([x[0] for x in inputs]), self.embed([x[1] for x in inputs]))
+
+    def forward_flops(self, inputs: Sequence[Input]) -> float | None:
+        """The encoder's operations on the inputs' real tokens (pooling and the linear model are not counted:
+        under 0.1 % of them)."""
+        if getattr(self, "flop_model_", None) is None:
+
+            def forward(n: int) -> None:
+                ids = torch.ones((1, n), dtype=torch.long, device=self.device)
+                self.encoder_(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+            self.flop_model_ = fit_flop_model(forward, self.max_length)
+        if self.spec.pair and self.pair_features == "separate":
+            texts = [x[0] for x in inputs] + [x[1] for x in inputs]  # type: ignore[index]
+            return self.flop_model_.total(self._encode(texts).lengths)
+        return self.flop_model_.total(self._encode(inputs).lengths)
 
     def _load_encoder(self) -> None:
         self.tokenizer_ = load_tokenizer(self.model, self.trust_remote_code)

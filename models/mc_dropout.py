@@ -151,6 +151,10 @@ class MCDropoutClassifier(Wrapper):
             "mc_cost_sample": len(subset),
         }
 
+    def forward_flops(self, inputs: Sequence[Input]) -> float | None:
+        once = self.base.forward_flops(inputs)
+        return None if once is None else self.passes * once
+
     def own_fit_info(self) -> dict[str, Any]:
         return {"passes": self.passes, "sampler": self.sampler}
 

@@ -29,6 +29,7 @@ from bench.errors import NotApplicable
 from bench.rungs.protocol import Rung
 from bench.rungs.wrapper import STATE_FILE, Wrapper
 from models.batching import encode, iterate, padding_report
+from models.flops import FlopModel
 from models.torch_base import TorchClassifier, probabilities, spec_from_dict, spec_to_dict
 
 QUANTIZATIONS = ("none", "int8")
@@ -99,6 +100,7 @@ class OnnxRuntimeClassifier(Wrapper):
             raise NotApplicable(f"onnxruntime is not installed ({exc}): pip install onnxruntime onnx") from None
         self.tokenizer_, self.max_length, self.eval_batch_size = base.tokenizer_, base.max_length, base.eval_batch_size
         self.params_ = base.num_parameters()
+        self.flops_: FlopModel | None = base.flop_model()
         sample = next(iter(base.batches(base.encode_inputs([train.inputs[0], train.inputs[-1]]))))[1]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / MODEL_FILE
@@ -159,6 +161,12 @@ class OnnxRuntimeClassifier(Wrapper):
             "onnx_threads": self.session_.get_session_options().intra_op_num_threads,
         }
 
+    def forward_flops(self, inputs: Sequence[Input]) -> float | None:
+        """The exported network's operations (its base's count; int8 ones are integer operations)."""
+        if self.flops_ is None:  # saved before the count was kept
+            return None
+        return self.flops_.total(encode(self.tokenizer_, inputs, self.max_length).lengths)
+
     def fit_info(self) -> dict[str, Any]:
         return dict(self.info_)
 
@@ -169,6 +177,7 @@ class OnnxRuntimeClassifier(Wrapper):
             "eval_batch_size": self.eval_batch_size,
             "params": self.params_,
             "info": self.info_,
+            "flops": None if self.flops_ is None else list(self.flops_),
         }
 
     def save(self, folder: Path) -> None:
@@ -185,6 +194,7 @@ class OnnxRuntimeClassifier(Wrapper):
         rung, state = cls(**payload["params"]), payload["state"]
         rung.spec, rung.params_, rung.info_ = spec_from_dict(state["spec"]), state["params"], state["info"]
         rung.max_length, rung.eval_batch_size = state["max_length"], state["eval_batch_size"]
+        rung.flops_ = FlopModel(*state["flops"]) if state.get("flops") else None
         rung.model_bytes_ = (folder / MODEL_FILE).read_bytes()
         rung.tokenizer_ = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
         rung._start()

@@ -14,7 +14,8 @@ import torch
 
 from bench.data import Input, TaskSpec
 from bench.rungs.protocol import Rung
-from models.batching import Encoded, PaddingStats, iterate, padding_report
+from models.batching import Encoded, PaddingStats, collate, iterate, padding_report
+from models.flops import FlopModel, fit_flop_model
 
 META_FILE = "meta.json"
 
@@ -109,3 +110,29 @@ class TorchClassifier(Rung):
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         """Padding efficiency (real / computed tokens) of inference on ``inputs`` and how many were truncated."""
         return padding_report(self.encode_inputs(inputs), self.eval_batch_size, self.pad_id)
+
+    @property
+    def compute_dtype(self) -> str:  # type: ignore[override]
+        precision = getattr(self, "precision", "fp32")
+        cuda = self.device.startswith("cuda")
+        return {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32") if cuda else "float32"
+
+    def token_range(self) -> tuple[int, int]:
+        """The shortest input the module computes on (it pads shorter ones) and the longest it takes."""
+        return 1, int(getattr(self, "max_length", 512))
+
+    def flop_model(self) -> FlopModel:
+        """The module's forward cost per input length (:mod:`models.flops`), counted once, on first use."""
+        if getattr(self, "flop_model_", None) is None:
+            shortest, longest = self.token_range()
+
+            def forward(n: int) -> None:
+                one = Encoded([[1] * n], None, 0)
+                self.forward(collate(one, np.zeros(1, dtype=np.int64), self.pad_id, self.device))
+
+            self.module_.eval()
+            self.flop_model_ = fit_flop_model(forward, longest, shortest)
+        return self.flop_model_
+
+    def forward_flops(self, inputs: Sequence[Input]) -> float | None:
+        return self.flop_model().total(self.encode_inputs(inputs).lengths)

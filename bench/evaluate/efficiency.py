@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import threading
@@ -32,6 +33,11 @@ class Efficiency(TypedDict, total=False):
     peak_memory_bytes: int
     threads: int
     device: str
+    flops_per_text: float
+    flops_per_s: float
+    flops_peak_per_s: float
+    flops_peak_fraction: float
+    flops_dtype: str
 
 
 #: how a result's latency, throughput and memory were taken (``timing.method``), as the tables explain it
@@ -106,7 +112,7 @@ def measure_throughput(
     """Texts per second on one batch of ``batch_size`` inputs: the median of up to ``repeats`` timed calls,
     stopping once ``max_seconds`` are spent (at least one). The warm-up call also measures peak memory."""
     sync = synchronizer(device)
-    batch = [inputs[i % len(inputs)] for i in range(batch_size)]
+    batch = throughput_inputs(inputs, batch_size)
     t0 = time.perf_counter()
     peak = measure_peak_memory(predict, batch, device) if track_memory else None
     warmup = time.perf_counter() - t0
@@ -124,6 +130,46 @@ def measure_throughput(
     if peak is not None:
         out["peak_memory_bytes"] = peak
     return out
+
+
+def throughput_inputs(inputs: Sequence[Any], batch_size: int) -> list[Any]:
+    """The batch :func:`measure_throughput` times: the first ``batch_size`` inputs, cycled if there are fewer."""
+    return [inputs[i % len(inputs)] for i in range(batch_size)]
+
+
+@functools.cache
+def matmul_peak(device: str, dtype: str = "float32", threads: int = 0, repeats: int = 10) -> float:
+    """The machine's measured dense matrix-product rate in FLOP/s: the fastest of ``repeats`` square products
+    (1024 on a CPU, 8192 on a GPU) in ``dtype`` with torch's current threads (``threads`` keys the cache).
+    Measured once per process and setting; it is what a model's achieved FLOP/s are a fraction of."""
+    import torch
+
+    n = 8192 if device.startswith("cuda") else 1024
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, generator=gen, device=device).to(getattr(torch, dtype))
+    b = torch.randn(n, n, generator=gen, device=device).to(getattr(torch, dtype))
+    sync, best = synchronizer(device), float("inf")
+    with torch.inference_mode():
+        torch.matmul(a, b)
+        sync()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            sync()
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def flops_report(flops: float, batch_size: int, throughput_per_s: float, peak: float, dtype: str) -> Efficiency:
+    """Achieved FLOP/s of a throughput measurement whose batch ran ``flops`` useful operations, against ``peak``."""
+    achieved = flops * throughput_per_s / batch_size
+    return Efficiency(
+        flops_per_text=flops / batch_size,
+        flops_per_s=achieved,
+        flops_peak_per_s=peak,
+        flops_peak_fraction=achieved / peak,
+        flops_dtype=dtype,
+    )
 
 
 def _rss() -> int:

@@ -24,10 +24,13 @@ from bench.errors import BenchError, NotApplicable
 from bench.evaluate.conformal import DEFAULT_ALPHA
 from bench.evaluate.efficiency import (
     Efficiency,
+    flops_report,
     folder_size,
+    matmul_peak,
     measure_latency,
     measure_throughput,
     thread_count,
+    throughput_inputs,
 )
 from bench.evaluate.intervals import interval_report
 from bench.evaluate.metrics import METRICS_VERSION, Predictions, score
@@ -144,7 +147,9 @@ def _efficiency(
     ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off; and how loaded the machine
     was meanwhile: the 1-minute load average before and after, and the process's CPU time over wall time. A
     timing is marked ``contended`` when the load exceeded the CPUs or, on CPU, the process got under
-    :data:`CONTENDED_CPU_SHARE` of a CPU (a rung runs at least one thread: less means it waited for others)."""
+    :data:`CONTENDED_CPU_SHARE` of a CPU (a rung runs at least one thread: less means it waited for others).
+    A rung that counts its forward operations (:meth:`~bench.rungs.protocol.Rung.forward_flops`) also gets the
+    FLOP/s it achieved on the throughput batch's real tokens, as a fraction of the measured matmul peak."""
     p = settings.profile
     inputs = dataset.test.inputs
     eff = Efficiency(threads=thread_count(), device=settings.device)
@@ -174,6 +179,10 @@ def _efficiency(
             )
         )
     cpu, wall, load_after = time.process_time() - cpu0, time.perf_counter() - wall0, _load()
+    flops = rung.forward_flops(throughput_inputs(inputs, batch))  # the model's work on real tokens, untimed
+    if flops:
+        peak = matmul_peak(settings.device, rung.compute_dtype, thread_count())
+        eff.update(flops_report(flops, batch, eff["throughput_per_s"], peak, rung.compute_dtype))
     share = cpu / wall if wall > 0 else float("nan")
     loads = [v for v in (load_before, load_after) if v is not None]
     contended = bool(
@@ -192,7 +201,7 @@ def _efficiency(
     return eff, timing
 
 
-TIMED_FIELDS = ("latency_", "throughput_", "peak_memory_bytes", "threads", "device")
+TIMED_FIELDS = ("latency_", "throughput_", "peak_memory_bytes", "threads", "device", "flops_")
 
 
 def retime(

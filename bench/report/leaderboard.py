@@ -68,6 +68,10 @@ def _fixed(digits: int) -> Callable[[Any], str]:
     return lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
 
 
+def _percent(v: Any) -> str:
+    return "" if v is None or pd.isna(v) else f"{100 * float(v):.1f}%"
+
+
 def metric_columns(task: str) -> list[Column]:
     """The leaderboard columns registered metrics declare for a label kind, in registration order."""
     return [
@@ -83,6 +87,8 @@ def metric_columns(task: str) -> list[Column]:
 EFFICIENCY_COLUMNS: list[Column] = [
     Column("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
     Column("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
+    # achieved FLOP/s on real tokens over the measured matmul peak: how near the hardware the rung runs
+    Column("% matmul peak", "efficiency", "flops_peak_fraction", None, _percent),
     Column("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse
     Column("size", "efficiency", "size_bytes", "min", lambda v: _human(v, "B")),
     Column("fit (s)", "efficiency", "fit_seconds", "min", _fixed(1)),

@@ -71,6 +71,8 @@ class Rung(ABC):
     has_members: ClassVar[bool] = False
     #: types (``module.QualName``) beyond skops' defaults that the default :meth:`save` writes, trusted by :meth:`load`
     trusted_types: ClassVar[tuple[str, ...]] = ()
+    #: the precision :meth:`forward_flops` run in: achieved FLOP/s are compared with the matmul peak in it
+    compute_dtype: str = "float32"
 
     spec: TaskSpec
 
@@ -103,6 +105,11 @@ class Rung(ABC):
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         """Extra efficiency figures measured on the test inputs (e.g. padding efficiency), merged into result.json."""
         return {}
+
+    def forward_flops(self, inputs: Sequence[Input]) -> float | None:
+        """Floating-point operations of the model's forward passes that predict ``inputs``, on their real tokens
+        (padding not counted); None where not counted. The harness divides them by the measured time."""
+        return None
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values (scikit-learn's ``get_params``)."""

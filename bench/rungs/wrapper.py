@@ -90,6 +90,16 @@ class Wrapper(Rung):
             report.update(base.efficiency_report(inputs))
         return report
 
+    @property
+    def compute_dtype(self) -> str:  # type: ignore[override]
+        return self.bases[0].compute_dtype if self.bases else "float32"
+
+    def forward_flops(self, inputs: Sequence[Any]) -> float | None:
+        """Every base's forward on ``inputs`` (None when a base does not count them); a wrapper that runs its bases
+        more than once, or runs a model of its own, says so by overriding this."""
+        counts = [b.forward_flops(inputs) for b in self.bases]
+        return None if not counts or None in counts else float(sum(counts))  # type: ignore[arg-type]
+
     def own_fit_info(self) -> dict[str, Any]:
         """What fitting the wrapper's own part chose."""
         return {}
