@@ -74,6 +74,7 @@ class CharCNN(TorchClassifier):
         eval_batch_size: int = 256,
         seed: int = 0,
         device: str = "cpu",
+        inference: str = "script",
     ) -> None:
         self.max_chars = max_chars
         self.embed_dim = embed_dim
@@ -99,6 +100,7 @@ class CharCNN(TorchClassifier):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.device = device
+        self.inference = inference
 
     def _norm(self, text: str) -> str:
         return text.lower() if self.lowercase else text
@@ -138,6 +140,7 @@ class CharCNN(TorchClassifier):
 
     def fit(self, train: Split, validation: Split) -> Self:
         self.spec = train.spec
+        self.reset_inference()
         rng = np.random.default_rng(self.seed)
         seed_torch(self.seed)
         train = subsample(train, self.max_train, self.seed)
@@ -166,7 +169,7 @@ class CharCNN(TorchClassifier):
         info = Trainer(self.module_, budget, stopping, "char_cnn: training", schedule).run(
             lambda: length_grouped_batches(enc_train.lengths, self.batch_size, rng),
             step,
-            lambda: validation_outputs(self.logits_of(enc_val), validation.y, self.spec.multilabel),
+            lambda: validation_outputs(self.logits_of(enc_val, scripted=False), validation.y, self.spec.multilabel),
         )
         self.train_info_ = {**info, "train_examples": len(train), "vocab": len(self.vocab_)}
         return self

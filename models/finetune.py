@@ -29,7 +29,8 @@ def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
 
 class FineTunedTransformer(TorchClassifier):
     """A pretrained encoder with a fresh classification head, trained end to end with AdamW; dynamic padding and
-    length-grouped batches; ``precision`` bf16/fp16 autocasts on CUDA.
+    length-grouped batches; ``precision`` bf16/fp16 autocasts on CUDA; ``inference="script"`` (default) predicts on
+    a CPU through a frozen TorchScript trace, ``"eager"`` through the module (:meth:`TorchClassifier._scripted`).
 
     **Budget** (:func:`models.training.step_budget`): at least ``min_epochs`` passes, ``steps_per_class`` steps
     per class and ``min_steps`` steps, at most ``max_epochs`` passes and ``max_steps`` (the profile's cap);
@@ -73,6 +74,7 @@ class FineTunedTransformer(TorchClassifier):
         trust_remote_code: bool = False,
         seed: int = 0,
         device: str = "cpu",
+        inference: str = "script",
     ) -> None:
         self.model = model
         self.max_length = max_length
@@ -97,6 +99,7 @@ class FineTunedTransformer(TorchClassifier):
         self.trust_remote_code = trust_remote_code
         self.seed = seed
         self.device = device
+        self.inference = inference
 
     # -- encoding / forward used by inference and by wrappers
     def encode_inputs(self, inputs: Sequence[Input]) -> Encoded:
@@ -141,6 +144,7 @@ class FineTunedTransformer(TorchClassifier):
 
     def fit(self, train: Split, validation: Split) -> Self:
         self.spec = train.spec
+        self.reset_inference()
         rng = np.random.default_rng(self.seed)
         seed_torch(self.seed)
         train = subsample(train, self.max_train, self.seed)
@@ -174,7 +178,7 @@ class FineTunedTransformer(TorchClassifier):
         info = trainer.run(
             lambda: length_grouped_batches(enc.lengths, self.batch_size, rng),
             step,
-            lambda: validation_outputs(self.logits_of(enc_val), monitored.y, self.spec.multilabel),
+            lambda: validation_outputs(self.logits_of(enc_val, scripted=False), monitored.y, self.spec.multilabel),
         )
         self.train_info_ = {
             **info,

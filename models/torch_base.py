@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from models.batching import Encoded, PaddingStats, collate, iterate, padding_rep
 from models.flops import FlopModel, fit_flop_model
 
 META_FILE = "meta.json"
+INFERENCE = ("script", "eager")
+log = logging.getLogger(__name__)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -64,6 +67,48 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _batch(names: Sequence[str], lengths: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    ids = [[1 + (i + j) % 3 for j in range(n)] for i, n in enumerate(lengths)]
+    types = [[int(j >= n // 2) for j in range(n)] for n in lengths] if "token_type_ids" in names else None
+    batch = collate(Encoded(ids, types, 0), np.arange(len(lengths)), pad_id, "cpu")
+    return {k: batch[k] for k in names}
+
+
+def script_forward(
+    module: torch.nn.Module,
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    names: tuple[str, ...],
+    pad_id: int,
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+    """``forward`` (which runs ``module``) traced and frozen by TorchScript for batches of inputs ``names`` (CPU),
+    or None when the script's logits differ from ``forward``'s on shapes it was not traced on (it logs why)."""
+    import warnings
+
+    class Positional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module  # its parameters become the script's (frozen into it)
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return forward(dict(zip(names, tensors, strict=True)))
+
+    example = _batch(names, [7, 4], pad_id)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # tracer warnings on shape arithmetic: the check below decides
+            frozen = torch.jit.freeze(torch.jit.trace(Positional().eval(), tuple(example.values()), check_trace=False))
+            for lengths in ([5], [9, 3, 6]):
+                batch = _batch(names, lengths, pad_id)
+                eager, script = forward(batch).float(), frozen(*batch.values()).float()
+                if not torch.allclose(eager, script, rtol=1e-4, atol=1e-4):
+                    raise ValueError(f"max |difference| {float((eager - script).abs().max()):.2g} at lengths {lengths}")
+    except Exception as exc:  # a module TorchScript cannot trace, or a trace that does not generalise
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning("TorchScript inference unavailable (%s: %s); running the module eagerly", type(exc).__name__, why)
+        return None
+    return lambda batch: frozen(*(batch[k] for k in names))
+
+
 class TorchClassifier(Rung):
     """A rung whose model is a torch module over token ids: subclasses provide encoding and a forward pass.
 
@@ -74,6 +119,9 @@ class TorchClassifier(Rung):
     has_logits = True
     device: str = "cpu"
     eval_batch_size: int = 64
+    #: deterministic inference on a CPU through a TorchScript trace of :meth:`forward` (``"script"``, built once
+    #: per set of input names and checked against the module) or the module itself (``"eager"``)
+    inference: str = "script"
     module_: torch.nn.Module
     pad_id: int = 0
 
@@ -92,14 +140,41 @@ class TorchClassifier(Rung):
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return self.logits_of(self.encode_inputs(inputs))
 
-    def logits_of(self, enc: Encoded) -> np.ndarray:
-        """Logits ``[N, C]`` of already encoded inputs (the module is put in eval mode)."""
+    def logits_of(self, enc: Encoded, scripted: bool = True) -> np.ndarray:
+        """Logits ``[N, C]`` of already encoded inputs (the module is put in eval mode); ``scripted=False`` runs
+        the module itself (while fitting: a script holds the weights it was frozen with)."""
         out = np.empty((len(enc.ids), self.spec.n_classes), dtype=np.float32)
         self.module_.eval()
         with torch.inference_mode():
             for idx, batch in self.batches(enc):
-                out[idx] = self.forward(batch).float().cpu().numpy()
+                forward = self._scripted(tuple(batch)) if scripted else self.forward
+                out[idx] = forward(batch).float().cpu().numpy()
         return out
+
+    def _scripted(self, names: tuple[str, ...]) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+        """:meth:`forward` frozen as TorchScript for batches with input ``names``, on a CPU with ``inference``
+        ``"script"``; else (or if the script disagrees with the module) the module itself.
+
+        Why: at batch 1 the eager module spends much of its time in Python between small kernels. Measured on
+        sst2 (2 cores, 300 single-input calls, medians, interleaved): fine-tuned MiniLM 10.8-12.2 ms eager, 7.8-8.0
+        ms frozen, the same probabilities; char_cnn 0.68-0.70 -> 0.60-0.62 ms. ``optimize_for_inference`` on top
+        reached 6.9-7.3 ms but kept a second copy of the weights (+108 MB resident against +22 MB): not used.
+        The trace is taken on a padded batch of two lengths and checked on two other shapes, so a branch the
+        trace baked in (e.g. "no padding") cannot pass unnoticed."""
+        if self.inference != "script" or self.device != "cpu":
+            return self.forward
+        scripts = self.__dict__.setdefault("scripts_", {})
+        key = (names, id(self.module_))
+        if key not in scripts:
+            scripts[key] = script_forward(self.module_, self.forward, names, self.pad_id) or self.forward
+        return scripts[key]
+
+    def reset_inference(self) -> None:
+        """Check ``inference`` and drop the frozen scripts, which hold the weights they were frozen with (a fit
+        calls it first)."""
+        if self.inference not in INFERENCE:
+            raise ValueError(f"inference must be one of {', '.join(INFERENCE)}, got {self.inference!r}")
+        self.scripts_: dict[tuple[tuple[str, ...], int], Any] = {}
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         return probabilities(self.predict_logits(inputs), self.spec.multilabel)

@@ -141,13 +141,16 @@ def test_mc_dropout_samples_every_dropout_site(finetuned, sentiment, sampler):
         assert not torch.equal(replicas[0], replicas[1]), f"dropout site {name} gave identical passes"
     assert sum(id(owners[n.rsplit(".", 1)[0]]) in functional for n in sites) == 2  # one per layer
     assert per_pass.std(axis=0).max() > 0
-    # ... while the plain rung stays deterministic, with attention dropout off
+    # ... while the plain rung stays deterministic, with attention dropout off (run eagerly, so the Python
+    # attention calls can be recorded; its scripted path is checked equal to the eager one elsewhere)
     plain: list = []
     _record_attention(finetuned.module_, plain)
+    finetuned.inference = "eager"
     try:
         a, b = finetuned.predict_proba(sentiment.test.inputs[:6]), finetuned.predict_proba(sentiment.test.inputs[:6])
     finally:
         finetuned.module_.config._attn_implementation = "sdpa"
+        finetuned.inference = "script"
     assert np.array_equal(a, b) and plain and all(rate == 0.0 for _, rate, _ in plain)
 
 
@@ -380,3 +383,41 @@ def test_onnx_runtime_rung_matches_its_base_and_stands_alone(finetuned, sentimen
     assert rung.efficiency_report(inputs)["onnx_quantize"] == quantize
     assert again.forward_flops(inputs) == rung.forward_flops(inputs) == finetuned.forward_flops(inputs) > 0
     assert np.allclose(finetuned.predict_logits(inputs), torch_logits)  # the base is left as it was
+
+
+@pytest.mark.parametrize("name", ["toy_sentiment", "toy_pairs"])
+def test_scripted_inference_equals_the_module_and_is_used(tiny_bert, toy_data, name):
+    """The frozen TorchScript path (the CPU default) gives the module's logits, for pairs (token type ids) too,
+    and is the one that ran; a refit drops the script that holds the old weights."""
+    ds = load_dataset(name, data_dir=toy_data)
+    rung = FineTunedTransformer(model=tiny_bert, **{**FAST_FT, "min_epochs": 1, "max_epochs": 1})
+    rung.fit(ds.train, ds.validation)
+    inputs = list(ds.test.inputs)
+    scripted = rung.predict_logits(inputs)
+    assert [n for n, _ in rung.scripts_] and all(f is not rung.forward for f in rung.scripts_.values())
+    rung.inference = "eager"
+    np.testing.assert_allclose(scripted, rung.predict_logits(inputs), rtol=1e-5, atol=1e-5)
+    rung.inference = "script"
+    np.testing.assert_allclose(rung.predict_logits(inputs[:1]), scripted[:1], rtol=1e-5, atol=1e-5)  # batch 1
+    rung.seed = 1
+    rung.fit(ds.train, ds.validation)  # new weights in the same module object
+    refit = rung.predict_logits(inputs)
+    rung.inference = "eager"
+    np.testing.assert_allclose(refit, rung.predict_logits(inputs), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(refit, scripted)
+
+
+def test_a_script_that_does_not_generalise_falls_back_to_the_module(finetuned, sentiment, caplog):
+    """A forward whose Python branches on the input's shape traces into a script that is wrong on other shapes:
+    the check on shapes it was not traced on catches it, and inference runs the module itself."""
+    from models.torch_base import script_forward
+
+    def shape_dependent(batch):
+        logits = finetuned.forward(batch)
+        return logits * 2 if batch["input_ids"].shape[1] == 7 else logits  # the trace's example is 7 wide
+
+    with caplog.at_level("WARNING"):
+        assert script_forward(finetuned.module_, shape_dependent, ("input_ids", "attention_mask"), 0) is None
+    assert "TorchScript inference unavailable" in caplog.text
+    with pytest.raises(ValueError, match="inference must be one of"):
+        FineTunedTransformer(inference="jit").fit(sentiment.train, sentiment.validation)
