@@ -96,11 +96,37 @@ def length_grouped_batches(
     return batches
 
 
+def bucket(width: int, multiple: int = 1, cap: int | None = None) -> int:
+    """``width`` rounded up to a multiple of ``multiple`` (not beyond ``cap``, unless ``width`` already is): padding
+    to buckets leaves kernels a few shapes to see instead of one per length."""
+    rounded = -(-width // multiple) * multiple
+    return max(width, min(rounded, cap)) if cap is not None else rounded
+
+
+def pad_multiple(device: str) -> int:
+    """The bucket multiple for inference on ``device``: 8 on a GPU, where every new shape costs kernel selection
+    (measured on an H200: char_cnn p50 12.0 ms timed first, 1.47 ms after its twin had seen the shapes), so
+    inputs are padded to a few widths that a warm-up covers; 1 on a CPU, where extra padding is extra work and
+    a new shape costs nothing."""
+    return 8 if device.startswith("cuda") else 1
+
+
+def bucket_widths(multiple: int, cap: int, shortest: int = 1) -> list[int]:
+    """Every width :func:`bucket` can give for inputs of ``shortest`` .. ``cap`` tokens."""
+    return sorted({bucket(n, multiple, cap) for n in range(shortest, cap + 1)})
+
+
 def collate(
-    enc: Encoded, idx: np.ndarray, pad_id: int, device: str, stats: PaddingStats | None = None
+    enc: Encoded,
+    idx: np.ndarray,
+    pad_id: int,
+    device: str,
+    stats: PaddingStats | None = None,
+    multiple: int = 1,
+    cap: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A padded batch (to the longest member) as model inputs on ``device``."""
-    width = int(enc.lengths[idx].max())
+    """A padded batch (to the longest member, rounded up by :func:`bucket`) as model inputs on ``device``."""
+    width = bucket(int(enc.lengths[idx].max()), multiple, cap)
     ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(idx), width), dtype=torch.long)
     types = torch.zeros((len(idx), width), dtype=torch.long) if enc.type_ids is not None else None
@@ -120,17 +146,30 @@ def collate(
 
 
 def iterate(
-    enc: Encoded, batch_size: int, pad_id: int, device: str, stats: PaddingStats | None = None
+    enc: Encoded,
+    batch_size: int,
+    pad_id: int,
+    device: str,
+    stats: PaddingStats | None = None,
+    multiple: int = 1,
+    cap: int | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-    """Length-sorted inference batches: ``(original indices, model inputs)``."""
+    """Length-sorted inference batches, padded to buckets (:func:`bucket`): ``(original indices, model inputs)``."""
     for idx in sorted_batches(enc.lengths, batch_size):
-        yield idx, collate(enc, idx, pad_id, device, stats)
+        yield idx, collate(enc, idx, pad_id, device, stats, multiple, cap)
 
 
-def padding_report(enc: Encoded, batch_size: int, pad_id: int) -> dict[str, Any]:
+def padding_report(
+    enc: Encoded, batch_size: int, pad_id: int, multiple: int = 1, cap: int | None = None
+) -> dict[str, Any]:
     """Padding efficiency (real / computed tokens) of the inference batches over ``enc``, how many inputs were
-    truncated, and the batch size."""
+    truncated, the batch size and the bucket multiple."""
     stats = PaddingStats()
-    for _ in iterate(enc, batch_size, pad_id, "cpu", stats):
+    for _ in iterate(enc, batch_size, pad_id, "cpu", stats, multiple, cap):
         pass
-    return {"padding_efficiency": stats.efficiency, "truncated_inputs": enc.truncated, "inference_batch": batch_size}
+    return {
+        "padding_efficiency": stats.efficiency,
+        "truncated_inputs": enc.truncated,
+        "inference_batch": batch_size,
+        "pad_multiple": multiple,
+    }

@@ -15,7 +15,7 @@ from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
 from bench.data.splits import subsample
 from bench.rungs.protocol import Rung, load_trusted
-from models.batching import Encoded, PaddingStats, encode, iterate
+from models.batching import Encoded, bucket_widths, encode, iterate, pad_multiple, padding_report
 from models.flops import fit_flop_model
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
@@ -78,12 +78,15 @@ class FeaturesLR(Rung):
     def _encode(self, inputs: Sequence[Input]) -> Encoded:
         return encode(self.tokenizer_, inputs, self.max_length)
 
-    def _embed_uncached(self, inputs: Sequence[Input], stats: PaddingStats | None = None) -> np.ndarray:
-        enc = self._encode(inputs)
-        out = np.empty((len(inputs), self.encoder_.config.hidden_size), dtype=np.float32)
+    def _embed_uncached(self, inputs: Sequence[Input]) -> np.ndarray:
+        return self._embed_encoded(self._encode(inputs))
+
+    def _embed_encoded(self, enc: Encoded) -> np.ndarray:
+        out = np.empty((len(enc.ids), self.encoder_.config.hidden_size), dtype=np.float32)
         pad = int(self.tokenizer_.pad_token_id or 0)
+        buckets = pad_multiple(self.device), self.max_length
         with torch.inference_mode():
-            for idx, batch in iterate(enc, self.batch_size, pad, self.device, stats):
+            for idx, batch in iterate(enc, self.batch_size, pad, self.device, None, *buckets):
                 hidden = self.encoder_(**batch).last_hidden_state
                 out[idx] = pool(hidden, batch["attention_mask"], self.pooling_).float().cpu().numpy()
         return out
@@ -163,14 +166,16 @@ class FeaturesLR(Rung):
         return num_coefficients(self.spec, self.clf_) + int(sum(p.numel() for p in self.encoder_.parameters()))
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
-        enc, stats = self._encode(inputs), PaddingStats()
-        for _ in iterate(enc, self.batch_size, 0, "cpu", stats):
-            pass
-        return {
-            "padding_efficiency": stats.efficiency,
-            "truncated_inputs": enc.truncated,
-            "inference_batch": self.batch_size,
-        }
+        return padding_report(self._encode(inputs), self.batch_size, 0, pad_multiple(self.device), self.max_length)
+
+    def warm_up(self) -> None:
+        """On a GPU, the encoder once on every bucket width at batch 1 and at the inference batch."""
+        multiple = pad_multiple(self.device)
+        if multiple == 1:
+            return
+        for size in sorted({1, self.batch_size}):
+            for width in bucket_widths(multiple, self.max_length):
+                self._embed_encoded(Encoded([[1] * width for _ in range(size)], None, 0))
 
     def fit_info(self) -> dict[str, Any]:
         info = {

@@ -15,7 +15,7 @@ import torch
 
 from bench.data import Input, TaskSpec
 from bench.rungs.protocol import Rung
-from models.batching import Encoded, PaddingStats, collate, iterate, padding_report
+from models.batching import Encoded, PaddingStats, bucket_widths, collate, iterate, pad_multiple, padding_report
 from models.flops import FlopModel, fit_flop_model
 
 META_FILE = "meta.json"
@@ -134,8 +134,24 @@ class TorchClassifier(Rung):
         """Logits ``[B, C]`` for one collated batch (the module's train/eval mode is the caller's)."""
 
     def batches(self, enc: Encoded, stats: PaddingStats | None = None):
-        """Length-sorted, per-batch padded inference batches: ``(indices, inputs)``."""
-        return iterate(enc, self.eval_batch_size, self.pad_id, self.device, stats)
+        """Length-sorted inference batches, each padded to its bucket (:func:`models.batching.pad_multiple`):
+        ``(indices, inputs)``."""
+        return iterate(enc, self.eval_batch_size, self.pad_id, self.device, stats, *self._buckets())
+
+    def _buckets(self) -> tuple[int, int]:
+        return pad_multiple(self.device), self.token_range()[1]
+
+    def warm_up(self) -> None:
+        """Where inputs are padded to buckets (a GPU), run the inference path once on every bucket width at batch 1
+        and at the inference batch, so no timed call pays for a shape seen first."""
+        multiple, cap = self._buckets()
+        if multiple == 1:
+            return
+        typed = self.encode_inputs([("a", "b") if self.spec.pair else "a"]).type_ids is not None
+        for size in sorted({1, self.eval_batch_size}):
+            for width in bucket_widths(multiple, cap, self.token_range()[0]):
+                ids = [[1 + j % 3 for j in range(width)] for _ in range(size)]
+                self.logits_of(Encoded(ids, [[0] * width for _ in ids] if typed else None, 0))
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return self.logits_of(self.encode_inputs(inputs))
@@ -184,7 +200,7 @@ class TorchClassifier(Rung):
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         """Padding efficiency (real / computed tokens) of inference on ``inputs`` and how many were truncated."""
-        return padding_report(self.encode_inputs(inputs), self.eval_batch_size, self.pad_id)
+        return padding_report(self.encode_inputs(inputs), self.eval_batch_size, self.pad_id, *self._buckets())
 
     @property
     def compute_dtype(self) -> str:  # type: ignore[override]

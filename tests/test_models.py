@@ -421,3 +421,33 @@ def test_a_script_that_does_not_generalise_falls_back_to_the_module(finetuned, s
     assert "TorchScript inference unavailable" in caplog.text
     with pytest.raises(ValueError, match="inference must be one of"):
         FineTunedTransformer(inference="jit").fit(sentiment.train, sentiment.validation)
+
+
+def test_bucketed_padding_leaves_logits_and_warm_up_covers_every_bucket(finetuned, sentiment, monkeypatch):
+    """On a GPU inputs are padded to multiples of 8 (few shapes) and a warm-up runs each bucket width at batch 1
+    and at the inference batch; padding is masked, so the logits are those of exact-width batches. Checked here
+    on the CPU with the GPU's bucket multiple."""
+    import models.torch_base as torch_base
+    from models.batching import bucket, bucket_widths
+
+    assert [bucket(n, 8, 20) for n in (1, 8, 9, 17, 20, 25)] == [8, 8, 16, 20, 20, 25]
+    assert bucket_widths(8, 20) == [8, 16, 20] and bucket_widths(1, 3) == [1, 2, 3]
+    inputs = list(sentiment.test.inputs)
+    exact = finetuned.predict_logits(inputs)
+    monkeypatch.setattr(torch_base, "pad_multiple", lambda device: 8)
+    widths: set[tuple[int, int]] = set()
+    hook = finetuned.module_.register_forward_pre_hook(
+        lambda mod, args, kwargs: widths.add(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        finetuned.inference = "eager"  # the hook sees the module's calls
+        np.testing.assert_allclose(finetuned.predict_logits(inputs), exact, rtol=1e-4, atol=1e-5)
+        assert widths and all(w % 8 == 0 or w == finetuned.max_length for _, w in widths)
+        widths.clear()
+        finetuned.warm_up()
+    finally:
+        hook.remove()
+        finetuned.inference = "script"
+    expected = {(b, w) for b in (1, finetuned.eval_batch_size) for w in bucket_widths(8, finetuned.max_length)}
+    assert widths == expected
+    assert finetuned.efficiency_report(inputs)["pad_multiple"] == 8

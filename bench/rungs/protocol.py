@@ -106,6 +106,11 @@ class Rung(ABC):
         """Extra efficiency figures measured on the test inputs (e.g. padding efficiency), merged into result.json."""
         return {}
 
+    def warm_up(self) -> None:
+        """Run inference once on every input shape it can meet (the harness calls it before timing), where shapes
+        cost set-up the first time (e.g. kernel selection on a GPU); default: nothing to do."""
+        return None
+
     def forward_flops(self, inputs: Sequence[Input]) -> float | None:
         """Floating-point operations of the model's forward passes that predict ``inputs``, on their real tokens
         (padding not counted); None where not counted. The harness divides them by the measured time."""

@@ -94,6 +94,10 @@ class Wrapper(Rung):
     def compute_dtype(self) -> str:  # type: ignore[override]
         return self.bases[0].compute_dtype if self.bases else "float32"
 
+    def warm_up(self) -> None:
+        for base in self.bases:
+            base.warm_up()
+
     def forward_flops(self, inputs: Sequence[Any]) -> float | None:
         """Every base's forward on ``inputs`` (None when a base does not count them); a wrapper that runs its bases
         more than once, or runs a model of its own, says so by overriding this."""
