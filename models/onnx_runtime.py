@@ -6,8 +6,10 @@ Route and settings as measured on the 2-core Xeon (AVX-512 VNNI, AMX), MiniLM-L6
 texts: torch's TorchScript exporter (``dynamo=False``; the dynamo exporter also works but needs onnxscript and took
 11 s against 3 s; optimum pins transformers < 4.58), QInt8 weights per channel (accuracy 0.8670 against 0.8589 per
 tensor and 0.8704 for fp32), ORT's own graph optimisations, no spinning threads (they slow any other work on the
-machine). PyTorch's dynamic int8 (``torch.ao``) was slower (0.66× fp32 latency against 0.20×), less accurate
-(0.8498) and larger (embeddings stay fp32): not registered.
+machine; batches of a few dozen tokens run on a one-thread session instead). PyTorch's dynamic int8 (``torch.ao``)
+was slower (0.66× fp32 latency against 0.20×), less accurate (0.8498) and larger (embeddings stay fp32): not
+registered. ONNX Runtime's transformer optimiser (``onnxruntime.transformers.optimizer``) fused LayerNorm and GELU
+but not the attention of this export, and was no faster (int8 batch 1 3.0-3.3 ms against 2.7-2.9 ms): not used.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from models.torch_base import TorchClassifier, probabilities, spec_from_dict, sp
 
 QUANTIZATIONS = ("none", "int8")
 MODEL_FILE, TOKENIZER_DIR = "model.onnx", "tokenizer"
+SMALL_BATCH_TOKENS = 128  # padded tokens up to which a batch runs on the one-thread session (see _start)
 
 
 class _Positional(torch.nn.Module):
@@ -127,12 +130,20 @@ class OnnxRuntimeClassifier(Wrapper):
     def _start(self) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session_ = ort.InferenceSession(self.model_bytes_, options, providers=["CPUExecutionProvider"])
+        def session(threads: int) -> Any:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(self.model_bytes_, options, providers=["CPUExecutionProvider"])
+
+        threads = self.threads or torch.get_num_threads()
+        self.session_ = session(threads)
+        # Small batches run on one thread: without spinning, waking a second thread costs more than it saves on
+        # a few dozen tokens (int8, sst2, 2 cores: batch 1 2.9 ms on one thread against 3.9 ms on two; batch 4
+        # even, 16: 66 against 47 ms). Spinning threads would close the gap but slow any other work on the machine.
+        self.small_session_ = session(1) if threads > 1 else self.session_
         self.inputs_ = {i.name for i in self.session_.get_inputs()}
 
     @property
@@ -144,7 +155,8 @@ class OnnxRuntimeClassifier(Wrapper):
         enc = encode(self.tokenizer_, inputs, self.max_length)
         for idx, batch in iterate(enc, self.eval_batch_size, self.pad_id, "cpu"):
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs_}
-            out[idx] = self.session_.run(["logits"], feed)[0]
+            small = feed["input_ids"].size <= SMALL_BATCH_TOKENS
+            out[idx] = (self.small_session_ if small else self.session_).run(["logits"], feed)[0]
         return out
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
@@ -159,6 +171,7 @@ class OnnxRuntimeClassifier(Wrapper):
             **padding_report(encode(self.tokenizer_, inputs, self.max_length), self.eval_batch_size, self.pad_id),
             "onnx_quantize": self.quantize,
             "onnx_threads": self.session_.get_session_options().intra_op_num_threads,
+            "onnx_small_batch_threads": self.small_session_.get_session_options().intra_op_num_threads,
         }
 
     def forward_flops(self, inputs: Sequence[Input]) -> float | None:

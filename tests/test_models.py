@@ -380,7 +380,8 @@ def test_onnx_runtime_rung_matches_its_base_and_stands_alone(finetuned, sentimen
     again = load_rung(tmp_path / "r")
     np.testing.assert_allclose(again.predict_proba(inputs), rung.predict_proba(inputs), atol=1e-6)
     assert again.fit_info()["quantize"] == quantize and "base" in again.fit_info()
-    assert rung.efficiency_report(inputs)["onnx_quantize"] == quantize
+    report = rung.efficiency_report(inputs)
+    assert report["onnx_quantize"] == quantize and report["onnx_small_batch_threads"] == 1  # batch 1 ran on it
     assert again.forward_flops(inputs) == rung.forward_flops(inputs) == finetuned.forward_flops(inputs) > 0
     assert np.allclose(finetuned.predict_logits(inputs), torch_logits)  # the base is left as it was
 
