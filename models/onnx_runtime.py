@@ -6,7 +6,7 @@ Route and settings as measured on the 2-core Xeon (AVX-512 VNNI, AMX), MiniLM-L6
 texts: torch's TorchScript exporter (``dynamo=False``; the dynamo exporter also works but needs onnxscript and took
 11 s against 3 s; optimum pins transformers < 4.58), QInt8 weights per channel (accuracy 0.8670 against 0.8589 per
 tensor and 0.8704 for fp32), ORT's own graph optimisations, no spinning threads (they slow any other work on the
-machine; batches of a few dozen tokens run on a one-thread session instead). PyTorch's dynamic int8 (``torch.ao``)
+machine; int8 batches of a few dozen tokens run on a one-thread session instead). PyTorch's dynamic int8 (``torch.ao``)
 was slower (0.66× fp32 latency against 0.20×), less accurate (0.8498) and larger (embeddings stay fp32): not
 registered. ONNX Runtime's transformer optimiser (``onnxruntime.transformers.optimizer``) fused LayerNorm and GELU
 but not the attention of this export, and was no faster (int8 batch 1 3.0-3.3 ms against 2.7-2.9 ms): not used.
@@ -36,7 +36,7 @@ from models.torch_base import TorchClassifier, probabilities, spec_from_dict, sp
 
 QUANTIZATIONS = ("none", "int8")
 MODEL_FILE, TOKENIZER_DIR = "model.onnx", "tokenizer"
-SMALL_BATCH_TOKENS = 128  # padded tokens up to which a batch runs on the one-thread session (see _start)
+SMALL_BATCH_TOKENS = 128  # padded tokens up to which an int8 batch runs on the one-thread session (see _start)
 
 
 class _Positional(torch.nn.Module):
@@ -140,10 +140,12 @@ class OnnxRuntimeClassifier(Wrapper):
 
         threads = self.threads or torch.get_num_threads()
         self.session_ = session(threads)
-        # Small batches run on one thread: without spinning, waking a second thread costs more than it saves on
-        # a few dozen tokens (int8, sst2, 2 cores: batch 1 2.9 ms on one thread against 3.9 ms on two; batch 4
-        # even, 16: 66 against 47 ms). Spinning threads would close the gap but slow any other work on the machine.
-        self.small_session_ = session(1) if threads > 1 else self.session_
+        # Small int8 batches run on one thread: without spinning, waking a second thread costs more than it saves
+        # on a few dozen tokens (sst2, 2 cores: batch 1 2.9 ms on one thread against 3.9 ms on two; batch 4 even,
+        # 16: 66 against 47 ms). Spinning threads would close the gap but slow any other work on the machine. fp32
+        # does four times the arithmetic per token, and two threads stay faster (batch 1 5.9-6.7 against 6.5-7.5 ms).
+        small = threads > 1 and self.quantize == "int8"
+        self.small_session_ = session(1) if small else self.session_
         self.inputs_ = {i.name for i in self.session_.get_inputs()}
 
     @property
