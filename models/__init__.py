@@ -1,5 +1,5 @@
 """Neural rungs (char-CNN, transformer features, fine-tuning) and the wrappers over them (MC-Dropout, deep
-ensembles, temperature scaling, ONNX Runtime deployment in fp32 and int8).
+ensembles, temperature scaling, ONNX Runtime deployment in fp32 and int8, bf16 weights).
 
 Importing this package declares them in the registry; torch and transformers load only when a rung is built.
 """
@@ -105,6 +105,18 @@ for _name, _quantize, _what in (
         description=f"The fine-tuned transformer exported to ONNX and run by ONNX Runtime on the CPU {_what}; "
         "stands alone once built (its size is the ONNX model and tokenizer).",
     )
+
+register_rung(
+    "finetuned+bf16",
+    "models.precision:CastPrecision",
+    family="transformer+deployment",
+    bases=["finetuned"],
+    fixed={"dtype": "bfloat16"},
+    style=PlotStyle("#e377c2", marker="^"),
+    capabilities=Capabilities(needs=frozenset({"torch"}), device=True),
+    description="The fine-tuned transformer with its weights cast to bfloat16 for inference (AMX on recent Intel "
+    "CPUs, tensor cores on GPUs); stands alone once built (its size is the bf16 weights).",
+)
 
 for _base, _family in (
     ("tfidf_lr", "linear+calibration"),

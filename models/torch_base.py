@@ -204,9 +204,11 @@ class TorchClassifier(Rung):
 
     @property
     def compute_dtype(self) -> str:  # type: ignore[override]
-        precision = getattr(self, "precision", "fp32")
-        cuda = self.device.startswith("cuda")
-        return {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32") if cuda else "float32"
+        """The weights' precision, or the autocast one on CUDA (``precision`` bf16/fp16)."""
+        weights = str(next(self.module_.parameters()).dtype).removeprefix("torch.")
+        if weights != "float32" or not self.device.startswith("cuda"):
+            return weights
+        return {"bf16": "bfloat16", "fp16": "float16"}.get(getattr(self, "precision", "fp32"), "float32")
 
     def token_range(self) -> tuple[int, int]:
         """The shortest input the module computes on (it pads shorter ones) and the longest it takes."""

@@ -453,3 +453,29 @@ def test_bucketed_padding_leaves_logits_and_warm_up_covers_every_bucket(finetune
     expected = {(b, w) for b in (1, finetuned.eval_batch_size) for w in bucket_widths(8, finetuned.max_length)}
     assert widths == expected
     assert finetuned.efficiency_report(inputs)["pad_multiple"] == 8
+
+
+def test_bf16_rung_stands_alone_in_half_the_size_and_keeps_its_decisions(finetuned, sentiment, tmp_path):
+    """The bf16 copy decides (nearly) every input as its fp32 base, counts the same operations in bfloat16, leaves
+    the base as it was, and saves and reloads as bf16 weights in about half the bytes."""
+    from models.precision import CastPrecision
+
+    inputs = list(sentiment.test.inputs)
+    before = finetuned.predict_proba(inputs)
+    rung = CastPrecision(finetuned).fit(sentiment.train, sentiment.validation)
+    probs = rung.predict_proba(inputs)
+    assert (probs.argmax(1) == before.argmax(1)).mean() >= 0.9 and np.abs(probs - before).max() < 0.05
+    assert next(finetuned.module_.parameters()).dtype == torch.float32  # the base is untouched
+    np.testing.assert_array_equal(finetuned.predict_proba(inputs), before)
+    assert rung.compute_dtype == "bfloat16" and finetuned.compute_dtype == "float32"
+    assert rung.forward_flops(inputs) == finetuned.forward_flops(inputs)
+    save_rung(finetuned, tmp_path / "fp32")
+    save_rung(rung, tmp_path / "bf16")
+    size = {k: sum(f.stat().st_size for f in (tmp_path / k).rglob("*.safetensors")) for k in ("fp32", "bf16")}
+    assert 0.45 < size["bf16"] / size["fp32"] < 0.55
+    again = load_rung(tmp_path / "bf16")
+    assert again.compute_dtype == "bfloat16"
+    np.testing.assert_allclose(again.predict_proba(inputs), probs, atol=1e-6)
+    assert rung.efficiency_report(inputs)["weights_dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        CastPrecision(finetuned, dtype="int4").fit(sentiment.train, sentiment.validation)
