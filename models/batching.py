@@ -116,6 +116,15 @@ def bucket_widths(multiple: int, cap: int, shortest: int = 1) -> list[int]:
     return sorted({bucket(n, multiple, cap) for n in range(shortest, cap + 1)})
 
 
+def warm_up_encodings(batch_size: int, multiple: int, cap: int, typed: bool, shortest: int = 1) -> Iterator[Encoded]:
+    """One synthetic batch per bucket width (:func:`bucket_widths`) at batch 1 and at ``batch_size``, with token
+    type ids where the real inputs have them: what a warm-up runs so that no timed call meets a shape first."""
+    for size in sorted({1, batch_size}):
+        for width in bucket_widths(multiple, cap, shortest):
+            ids = [[1 + j % 3 for j in range(width)] for _ in range(size)]
+            yield Encoded(ids, [[0] * width for _ in ids] if typed else None, 0)
+
+
 def collate(
     enc: Encoded,
     idx: np.ndarray,

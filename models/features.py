@@ -15,7 +15,7 @@ from bench.cache import cached_array, inputs_digest
 from bench.data import Input, Split
 from bench.data.splits import subsample
 from bench.rungs.protocol import Rung, load_trusted
-from models.batching import Encoded, bucket_widths, encode, iterate, pad_multiple, padding_report
+from models.batching import Encoded, encode, iterate, pad_multiple, padding_report, warm_up_encodings
 from models.flops import fit_flop_model
 from models.hf import DEFAULT_MODEL, load_encoder, load_tokenizer, trained_pooling
 from models.torch_base import read_meta, write_meta
@@ -173,9 +173,9 @@ class FeaturesLR(Rung):
         multiple = pad_multiple(self.device)
         if multiple == 1:
             return
-        for size in sorted({1, self.batch_size}):
-            for width in bucket_widths(multiple, self.max_length):
-                self._embed_encoded(Encoded([[1] * width for _ in range(size)], None, 0))
+        typed = self._encode(["a"]).type_ids is not None
+        for enc in warm_up_encodings(self.batch_size, multiple, self.max_length, typed):
+            self._embed_encoded(enc)
 
     def fit_info(self) -> dict[str, Any]:
         info = {

@@ -15,7 +15,15 @@ import torch
 
 from bench.data import Input, TaskSpec
 from bench.rungs.protocol import Rung
-from models.batching import Encoded, PaddingStats, bucket_widths, collate, iterate, pad_multiple, padding_report
+from models.batching import (
+    Encoded,
+    PaddingStats,
+    collate,
+    iterate,
+    pad_multiple,
+    padding_report,
+    warm_up_encodings,
+)
 from models.flops import FlopModel, fit_flop_model
 
 META_FILE = "meta.json"
@@ -147,11 +155,9 @@ class TorchClassifier(Rung):
         multiple, cap = self._buckets()
         if multiple == 1:
             return
-        typed = self.encode_inputs([("a", "b") if self.spec.pair else "a"]).type_ids is not None
-        for size in sorted({1, self.eval_batch_size}):
-            for width in bucket_widths(multiple, cap, self.token_range()[0]):
-                ids = [[1 + j % 3 for j in range(width)] for _ in range(size)]
-                self.logits_of(Encoded(ids, [[0] * width for _ in ids] if typed else None, 0))
+        typed = self.encode_inputs(["a"]).type_ids is not None
+        for enc in warm_up_encodings(self.eval_batch_size, multiple, cap, typed, self.token_range()[0]):
+            self.logits_of(enc)
 
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
         return self.logits_of(self.encode_inputs(inputs))

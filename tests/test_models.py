@@ -479,3 +479,23 @@ def test_bf16_rung_stands_alone_in_half_the_size_and_keeps_its_decisions(finetun
     assert rung.efficiency_report(inputs)["weights_dtype"] == "bfloat16"
     with pytest.raises(ValueError, match="dtype must be one of"):
         CastPrecision(finetuned, dtype="int4").fit(sentiment.train, sentiment.validation)
+
+
+def test_features_lr_warm_up_covers_every_bucket_with_its_real_input_names(tiny_bert, sentiment, monkeypatch):
+    import models.features as features
+    from models.batching import bucket_widths
+
+    rung = FeaturesLR(model=tiny_bert, use_cache=False, max_length=24, batch_size=4)
+    rung.fit(sentiment.train, sentiment.validation)
+    monkeypatch.setattr(features, "pad_multiple", lambda device: 8)
+    seen: set[tuple[tuple[int, int], tuple[str, ...]]] = set()
+    hook = rung.encoder_.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.add((tuple(kwargs["input_ids"].shape), tuple(sorted(kwargs)))), with_kwargs=True
+    )
+    try:
+        rung.warm_up()
+        real = rung._encode(["a"])
+    finally:
+        hook.remove()
+    names = tuple(sorted(["input_ids", "attention_mask", *(["token_type_ids"] if real.type_ids else [])]))
+    assert seen == {((b, w), names) for b in (1, 4) for w in bucket_widths(8, 24)}
