@@ -30,7 +30,8 @@ def start_at_prior(module: torch.nn.Module, y: np.ndarray) -> None:
 class FineTunedTransformer(TorchClassifier):
     """A pretrained encoder with a fresh classification head, trained end to end with AdamW; dynamic padding and
     length-grouped batches; ``precision`` bf16/fp16 autocasts on CUDA; ``inference="script"`` (default) predicts on
-    a CPU through a frozen TorchScript trace, ``"eager"`` through the module (:meth:`TorchClassifier._scripted`).
+    a CPU through a frozen TorchScript trace and on a GPU replays single inputs as CUDA graphs, ``"eager"`` runs
+    the module (:meth:`TorchClassifier._fast`).
 
     **Budget** (:func:`models.training.step_budget`): at least ``min_epochs`` passes, ``steps_per_class`` steps
     per class and ``min_steps`` steps, at most ``max_epochs`` passes and ``max_steps`` (the profile's cap);

@@ -50,7 +50,9 @@ def seed_torch(seed: int) -> torch.Generator:
 def autocast(device: str, precision: str) -> Any:
     """An autocast context for ``bf16``/``fp16`` on CUDA; a no-op otherwise."""
     if device.startswith("cuda") and precision in ("bf16", "fp16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+        # no cast cache: a CUDA graph captured under autocast must not keep casts freed when the context exits
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype, cache_enabled=False)
     return torch.autocast("cpu", enabled=False)
 
 
@@ -117,6 +119,59 @@ def script_forward(
     return lambda batch: frozen(*(batch[k] for k in names))
 
 
+def graph_forward(
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    names: tuple[str, ...],
+    width: int,
+    pad_id: int,
+    device: str,
+    pool: Any,
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+    """``forward`` for one input of ``width`` tokens (inputs ``names``) captured as a CUDA graph and replayed: each
+    call copies its batch into the graph's static inputs, replays every kernel with one launch and returns a copy
+    of the output. None, with the reason logged, when capture fails or the replay's logits differ from
+    ``forward``'s on an input the graph was not captured on.
+
+    Why: at batch 1 the module is launch-bound on a GPU (measured on an H200, raw MiniLM-L6 forward at 32 tokens:
+    4.9 ms eager, 0.58 ms replayed as a CUDA graph). Graphs are captured for batch 1 only, one per bucket width
+    (:func:`models.batching.pad_multiple`), sharing one memory ``pool``."""
+    try:
+        example = {k: v.to(device) for k, v in _batch(names, [width], pad_id).items()}
+        static = {k: v.clone() for k, v in example.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # allocator and kernel set-up happen before capture, on a side stream
+            for _ in range(3):
+                forward(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            output = forward(static)
+
+        def replay(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            for k in names:
+                static[k].copy_(batch[k], non_blocking=True)
+            graph.replay()
+            return output.clone()
+
+        check = {k: v.to(device) for k, v in _batch(names, [max(1, width - 3)], pad_id).items()}
+        check = {
+            k: torch.nn.functional.pad(v, (0, width - v.shape[1]), value=pad_id if k == "input_ids" else 0)
+            for k, v in check.items()
+        }
+        eager, graphed = forward(check).float(), replay(check).float()
+        tolerance = 1e-4 if output.dtype == torch.float32 else 2e-2
+        if not torch.allclose(eager, graphed, rtol=tolerance, atol=tolerance):
+            raise ValueError(f"max |difference| {float((eager - graphed).abs().max()):.2g} at width {width}")
+    except Exception as exc:  # a forward that cannot be captured (host syncs, dynamic shapes) or replays wrongly
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning(
+            "CUDA graph unavailable at width %d (%s: %s); running the module eagerly", width, type(exc).__name__, why
+        )
+        return None
+    return replay
+
+
 class TorchClassifier(Rung):
     """A rung whose model is a torch module over token ids: subclasses provide encoding and a forward pass.
 
@@ -127,8 +182,9 @@ class TorchClassifier(Rung):
     has_logits = True
     device: str = "cpu"
     eval_batch_size: int = 64
-    #: deterministic inference on a CPU through a TorchScript trace of :meth:`forward` (``"script"``, built once
-    #: per set of input names and checked against the module) or the module itself (``"eager"``)
+    #: ``"script"``: inference through a TorchScript trace of :meth:`forward` on a CPU (built once per set of input
+    #: names) and through CUDA graphs for single inputs on a GPU (one per bucket width), each checked against the
+    #: module; ``"eager"``: the module itself
     inference: str = "script"
     module_: torch.nn.Module
     pad_id: int = 0
@@ -167,11 +223,35 @@ class TorchClassifier(Rung):
         the module itself (while fitting: a script holds the weights it was frozen with)."""
         out = np.empty((len(enc.ids), self.spec.n_classes), dtype=np.float32)
         self.module_.eval()
+        done = []
         with torch.inference_mode():
             for idx, batch in self.batches(enc):
-                forward = self._scripted(tuple(batch)) if scripted else self.forward
-                out[idx] = forward(batch).float().cpu().numpy()
+                forward = self._fast(batch) if scripted else self.forward
+                done.append((idx, forward(batch)))
+            # copied back once every batch is queued: on a GPU the host prepares the next batch while the device
+            # computes the last, instead of waiting for each batch's logits
+            for idx, logits in done:
+                out[idx] = logits.float().cpu().numpy()
         return out
+
+    def _fast(self, batch: dict[str, torch.Tensor]) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+        """The forward ``inference`` asks for on this batch: with ``"script"``, a TorchScript trace on a CPU
+        (:meth:`_scripted`) and, on a GPU, a CUDA graph for a single input (:func:`graph_forward`); else, or where
+        those are unavailable, the module itself."""
+        if self.inference != "script":
+            return self.forward
+        if self.device == "cpu":
+            return self._scripted(tuple(batch))
+        rows, width = batch["input_ids"].shape
+        if rows != 1 or not self.device.startswith("cuda"):
+            return self.forward
+        scripts = self.__dict__.setdefault("scripts_", {})
+        key = (tuple(batch), width, id(self.module_))
+        if key not in scripts:
+            pool = self.__dict__.setdefault("graph_pool_", torch.cuda.graph_pool_handle())
+            graphed = graph_forward(self.forward, tuple(batch), width, self.pad_id, self.device, pool)
+            scripts[key] = graphed or self.forward
+        return scripts[key]
 
     def _scripted(self, names: tuple[str, ...]) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
         """:meth:`forward` frozen as TorchScript for batches with input ``names``, on a CPU with ``inference``
@@ -196,7 +276,8 @@ class TorchClassifier(Rung):
         calls it first)."""
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {', '.join(INFERENCE)}, got {self.inference!r}")
-        self.scripts_: dict[tuple[tuple[str, ...], int], Any] = {}
+        self.scripts_: dict[tuple[Any, ...], Any] = {}
+        self.__dict__.pop("graph_pool_", None)
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         return probabilities(self.predict_logits(inputs), self.spec.multilabel)

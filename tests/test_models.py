@@ -15,7 +15,7 @@ from bench.evaluate.harness import RunSettings
 from bench.pipeline import run
 from bench.profiles import get_profile
 from bench.rungs.registry import load_rung, save_rung
-from models.batching import encode
+from models.batching import bucket, collate, encode
 from models.char_cnn import CharCNN
 from models.features import FeaturesLR
 from models.finetune import FineTunedTransformer
@@ -423,6 +423,76 @@ def test_a_script_that_does_not_generalise_falls_back_to_the_module(finetuned, s
     assert "TorchScript inference unavailable" in caplog.text
     with pytest.raises(ValueError, match="inference must be one of"):
         FineTunedTransformer(inference="jit").fit(sentiment.train, sentiment.validation)
+
+
+class _FakeGraph:
+    """CUDAGraph's contract on a CPU: capture records the forward on static inputs; replay recomputes it into the
+    captured output tensor (as a real replay rewrites its memory)."""
+
+    capturing: _FakeGraph | None = None
+
+    def replay(self) -> None:
+        with torch.inference_mode():
+            self.output.copy_(self.fn(self.static))
+
+
+def test_cuda_graph_replay_copies_inputs_returns_copies_and_falls_back(finetuned, sentiment, monkeypatch, caplog):
+    """graph_forward's logic, with torch.cuda's graph and stream calls standing in on a CPU (no GPU here; the GPU
+    check script runs the real thing): each replay computes its own batch (inputs copied into the static ones),
+    returns a copy (a later replay does not overwrite an earlier result), matches the module at every bucket width,
+    and a forward that cannot be captured falls back with a warning."""
+    import contextlib
+    import types
+
+    from models.torch_base import graph_forward
+
+    stream = types.SimpleNamespace(wait_stream=lambda other: None)
+
+    @contextlib.contextmanager
+    def capture(graph, pool=None):
+        _FakeGraph.capturing = graph
+        yield
+        _FakeGraph.capturing = None
+
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+
+    def forward(batch):
+        out = finetuned.forward(batch)
+        graph = _FakeGraph.capturing
+        if graph is not None:
+            graph.fn, graph.static, graph.output = finetuned.forward, batch, out
+        return out
+
+    names = ("input_ids", "attention_mask")
+    texts = list(sentiment.test.inputs)[:6]
+    enc = encode(finetuned.tokenizer_, texts, finetuned.max_length)
+    finetuned.module_.eval()
+    with torch.inference_mode():
+        for width in sorted({bucket(int(n), 8) for n in enc.lengths}):
+            replay = graph_forward(forward, names, width, finetuned.pad_id, "cpu", None)
+            assert replay is not None
+            fits = [i for i in range(len(texts)) if bucket(int(enc.lengths[i]), 8) == width]
+            results = []
+            for i in fits:
+                batch = collate(enc, np.array([i]), finetuned.pad_id, "cpu", multiple=8)
+                results.append(replay(batch))
+                torch.testing.assert_close(results[-1], finetuned.forward(batch), rtol=1e-5, atol=1e-5)
+            for i, got in zip(fits, results, strict=True):  # not overwritten by the replays after it
+                exact = collate(enc, np.array([i]), finetuned.pad_id, "cpu")
+                torch.testing.assert_close(got, finetuned.forward(exact), rtol=1e-5, atol=1e-5)
+
+        def host_sync(batch):
+            if _FakeGraph.capturing is not None:
+                raise RuntimeError("operation not permitted when stream is capturing")
+            return finetuned.forward(batch)
+
+        with caplog.at_level("WARNING"):
+            assert graph_forward(host_sync, names, 16, finetuned.pad_id, "cpu", None) is None
+    assert "CUDA graph unavailable at width 16 (RuntimeError" in caplog.text
 
 
 def test_bucketed_padding_leaves_logits_and_warm_up_covers_every_bucket(finetuned, sentiment, monkeypatch):
