@@ -30,7 +30,7 @@ from bench.data import Input, Split
 from bench.errors import NotApplicable
 from bench.rungs.protocol import Rung
 from bench.rungs.wrapper import STATE_FILE, Wrapper
-from models.batching import encode, iterate, padding_report
+from models.batching import Encoded, encode, iterate, padding_report
 from models.flops import FlopModel
 from models.torch_base import TorchClassifier, probabilities, spec_from_dict, spec_to_dict
 
@@ -152,9 +152,18 @@ class OnnxRuntimeClassifier(Wrapper):
     def pad_id(self) -> int:
         return int(self.tokenizer_.pad_token_id or 0)
 
+    def prepare(self, inputs: Sequence[Input]) -> Encoded:
+        return encode(self.tokenizer_, inputs, self.max_length)
+
+    def predict_prepared(self, prepared: Encoded) -> np.ndarray:
+        return probabilities(self.logits_of(prepared), self.spec.multilabel)
+
     def predict_logits(self, inputs: Sequence[Input]) -> np.ndarray:
-        out = np.empty((len(inputs), self.spec.n_classes), dtype=np.float32)
-        enc = encode(self.tokenizer_, inputs, self.max_length)
+        return self.logits_of(self.prepare(inputs))
+
+    def logits_of(self, enc: Encoded) -> np.ndarray:
+        """Logits ``[N, C]`` of tokenised inputs."""
+        out = np.empty((len(enc.ids), self.spec.n_classes), dtype=np.float32)
         for idx, batch in iterate(enc, self.eval_batch_size, self.pad_id, "cpu"):
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs_}
             small = feed["input_ids"].size <= SMALL_BATCH_TOKENS

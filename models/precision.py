@@ -55,5 +55,11 @@ class CastPrecision(Wrapper):
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         return probabilities(self.predict_logits(inputs), self.spec.multilabel)
 
+    def prepare(self, inputs: Sequence[Input]) -> Any | None:
+        return self.base.prepare(inputs)
+
+    def predict_prepared(self, prepared: Any) -> np.ndarray:
+        return self.base.predict_prepared(prepared)
+
     def efficiency_report(self, inputs: Sequence[Any]) -> dict[str, Any]:
         return {**super().efficiency_report(inputs), "weights_dtype": self.dtype}

@@ -354,6 +354,11 @@ def test_harness_fine_tunes_once_for_plain_mc_and_ts(tiny_bert, toy_data, tmp_pa
     assert np.array_equal(plain.argmax(1), scaled.argmax(1))
     assert results["finetuned+mc"]["efficiency"]["mc_passes"] == 3
     assert "padding_efficiency" in results["finetuned"]["efficiency"]
+    for name, r in results.items():  # the batch a short sweep found fastest; the model alone where tokenised ahead
+        eff = r["efficiency"]
+        sweep = {int(k): v for k, v in eff["throughput_sweep"].items()}
+        assert eff["throughput_batch"] == max(sweep, key=sweep.__getitem__) and min(sweep) == 8
+        assert ("throughput_prepared_per_s" in eff) == (name == "finetuned"), name
     assert results["finetuned+ts"]["config"]["bases"] == [results["finetuned"]["config_hash"]]
 
 
@@ -384,6 +389,7 @@ def test_onnx_runtime_rung_matches_its_base_and_stands_alone(finetuned, sentimen
     assert report["onnx_quantize"] == quantize
     assert report["onnx_small_batch_threads"] == (1 if quantize == "int8" else report["onnx_threads"])
     assert again.forward_flops(inputs) == rung.forward_flops(inputs) == finetuned.forward_flops(inputs) > 0
+    np.testing.assert_array_equal(rung.predict_prepared(rung.prepare(inputs)), rung.predict_proba(inputs))
     assert np.allclose(finetuned.predict_logits(inputs), torch_logits)  # the base is left as it was
 
 
@@ -547,6 +553,8 @@ def test_bf16_rung_stands_alone_in_half_the_size_and_keeps_its_decisions(finetun
     assert again.compute_dtype == "bfloat16"
     np.testing.assert_allclose(again.predict_proba(inputs), probs, atol=1e-6)
     assert rung.efficiency_report(inputs)["weights_dtype"] == "bfloat16"
+    for r in (finetuned, rung):  # tokenised ahead, the same probabilities
+        np.testing.assert_array_equal(r.predict_prepared(r.prepare(inputs)), r.predict_proba(inputs))
     with pytest.raises(ValueError, match="dtype must be one of"):
         CastPrecision(finetuned, dtype="int4").fit(sentiment.train, sentiment.validation)
 

@@ -80,7 +80,7 @@ def install_faults(stage: str, sig: int, victim: str, perturb: bool) -> list[tup
             os.kill(os.getpid(), sig)
 
     evaluate, fit, fit_own = harness.evaluate, TfidfLogisticRegression.fit, Sharpen.fit_own
-    save, efficiency, write = harness.save_rung, harness._efficiency, results._atomic_write_bytes
+    save, efficiency, write = harness.save_rung, harness.time_rung, results._atomic_write_bytes
 
     def tracked(rung_name, *args, **kwargs):
         current["rung"] = rung_name
@@ -115,7 +115,7 @@ def install_faults(stage: str, sig: int, victim: str, perturb: bool) -> list[tup
         (TfidfLogisticRegression, "fit", fit_then),
         (Sharpen, "fit_own", fit_own_then),
         (harness, "save_rung", save_then),
-        (harness, "_efficiency", timing),
+        (harness, "time_rung", timing),
         (results, "_atomic_write_bytes", store),
     ]
     undo = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]

@@ -26,6 +26,8 @@ class Efficiency(TypedDict, total=False):
     throughput_per_s: float
     throughput_batch: int
     throughput_calls: int
+    throughput_sweep: dict[str, float]
+    throughput_prepared_per_s: float
     fit_seconds: float
     predict_seconds: float
     params: int
@@ -130,6 +132,46 @@ def measure_throughput(
     if peak is not None:
         out["peak_memory_bytes"] = peak
     return out
+
+
+#: the largest throughput batch a GPU sweep tries (a CPU stays within the profile's ``throughput_batch``)
+GPU_THROUGHPUT_BATCH = 8192
+
+
+def sweep_throughput(
+    predict: Predict,
+    inputs: Sequence[Any],
+    cap: int,
+    *,
+    device: str = "cpu",
+    call_seconds: float = 4.0,
+    max_seconds: float = 20.0,
+    smallest: int = 8,
+) -> dict[int, float]:
+    """A short sweep of the throughput batch: texts per second at ``smallest``, twice that, ... up to ``cap``, each
+    from one untimed call (new shapes) and the faster of two timed ones. It stops before a size whose call would,
+    at the last rate, take over ``call_seconds`` or bring the sweep past ``max_seconds``."""
+    sync = synchronizer(device)
+    rates: dict[int, float] = {}
+    spent, size = 0.0, min(smallest, cap)
+    while True:
+        batch = throughput_inputs(inputs, size)
+        t0 = time.perf_counter()
+        predict(batch)
+        sync()
+        best = float("inf")
+        for _ in range(2):
+            t1 = time.perf_counter()
+            predict(batch)
+            sync()
+            best = min(best, time.perf_counter() - t1)
+        spent += time.perf_counter() - t0
+        rates[size] = size / max(best, 1e-9)
+        following = min(size * 2, cap)
+        guess = following / rates[size]
+        if following == size or guess > call_seconds or spent + 3 * guess > max_seconds:
+            return rates
+        size = following
 
 
 def throughput_inputs(inputs: Sequence[Any], batch_size: int) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,12 +24,14 @@ from bench.environment import cpu_count, environment, thread_budget, timing_mach
 from bench.errors import BenchError, NotApplicable
 from bench.evaluate.conformal import DEFAULT_ALPHA
 from bench.evaluate.efficiency import (
+    GPU_THROUGHPUT_BATCH,
     Efficiency,
     flops_report,
     folder_size,
     matmul_peak,
     measure_latency,
     measure_throughput,
+    sweep_throughput,
     thread_count,
     throughput_inputs,
 )
@@ -140,11 +143,13 @@ def _load() -> float | None:
         return None
 
 
-def _efficiency(
+def time_rung(
     rung: Any, dataset: Dataset, settings: RunSettings, method: str = "inline"
 ) -> tuple[Efficiency, dict[str, Any]]:
-    """Latency, then throughput on a batch sized from that latency (a call of about
-    ``throughput_call_seconds``, at most ``throughput_batch`` texts), with caches off; and how loaded the machine
+    """Latency, then throughput at the batch a short sweep found fastest (:func:`sweep_throughput`: powers of two
+    up to the profile's ``throughput_batch``, on a GPU up to :data:`GPU_THROUGHPUT_BATCH`, no call over
+    ``throughput_call_seconds``) and, for a rung with a host stage (:meth:`~bench.rungs.protocol.Rung.prepare`),
+    of the model alone on inputs tokenised ahead; with caches off; and how loaded the machine
     was meanwhile: the 1-minute load average before and after, and the process's CPU time over wall time. A
     timing is marked ``contended`` when the load exceeded the CPUs or, on CPU, the process got under
     :data:`CONTENDED_CPU_SHARE` of a CPU (a rung runs at least one thread: less means it waited for others).
@@ -167,18 +172,25 @@ def _efficiency(
                 device=settings.device,
             )
         )
-        per_text = max(eff["latency_ms_p50"] / 1000, 1e-6)
-        batch = int(min(p.throughput_batch, max(8, p.throughput_call_seconds / per_text)))
-        eff.update(
-            measure_throughput(
-                rung.predict_proba,
-                inputs,
-                batch_size=batch,
-                repeats=p.throughput_repeats,
-                device=settings.device,
-                max_seconds=p.throughput_max_seconds,
-            )
+        cap = p.throughput_batch if settings.device == "cpu" else max(p.throughput_batch, GPU_THROUGHPUT_BATCH)
+        sweep = sweep_throughput(
+            rung.predict_proba, inputs, cap, device=settings.device, call_seconds=p.throughput_call_seconds
         )
+        batch = max(sweep, key=sweep.__getitem__)
+        measure = functools.partial(
+            measure_throughput,
+            inputs=inputs,
+            batch_size=batch,
+            repeats=p.throughput_repeats,
+            device=settings.device,
+            max_seconds=p.throughput_max_seconds,
+        )
+        eff.update(measure(rung.predict_proba))
+        eff["throughput_sweep"] = {str(size): rate for size, rate in sweep.items()}
+        prepared = rung.prepare(throughput_inputs(inputs, batch))
+        if prepared is not None:  # the model alone, its inputs tokenised ahead of the timed calls
+            alone = measure(lambda _: rung.predict_prepared(prepared), track_memory=False)
+            eff["throughput_prepared_per_s"] = alone["throughput_per_s"]
     cpu, wall, load_after = time.process_time() - cpu0, time.perf_counter() - wall0, _load()
     flops = rung.forward_flops(throughput_inputs(inputs, batch))  # the model's work on real tokens, untimed
     if flops:
@@ -212,7 +224,7 @@ def retime(
     throughput and memory are measured afresh; metrics, predictions, fit times and artifacts stay."""
     artifact = store.rung_dir(dataset.name, stored["rung"], settings.seed) / ARTIFACT_DIR
     rung = load_rung(artifact)
-    eff, timing = _efficiency(rung, dataset, settings, method)
+    eff, timing = time_rung(rung, dataset, settings, method)
     kept = {k: v for k, v in (stored.get("efficiency") or {}).items() if not k.startswith(TIMED_FIELDS)}
     machine = timing_machine(thread_count(), settings.device)
     retimed = {**stored, "efficiency": {**kept, **eff}, "timing": timing, "machine": machine}
@@ -490,7 +502,7 @@ def evaluate(
         own_params = rung.own_parameters() if isinstance(rung, Wrapper) else params
         # totals include the bases' (what deploying the rung costs); *_own count the wrapper alone
         if time_it:
-            timed, result["timing"] = _efficiency(rung, dataset, settings)
+            timed, result["timing"] = time_rung(rung, dataset, settings)
             result["machine"] = timing_machine(thread_count(), settings.device)
         else:
             timed, result["timing"] = Efficiency(), {"pending": True}

@@ -87,6 +87,9 @@ def metric_columns(task: str) -> list[Column]:
 EFFICIENCY_COLUMNS: list[Column] = [
     Column("latency p50 (ms)", "efficiency", "latency_ms_p50", "min", _fixed(3)),
     Column("throughput (/s)", "efficiency", "throughput_per_s", "max", _human),
+    Column("at batch", "efficiency", "throughput_batch", None, _human),  # the size the rung's sweep found fastest
+    # the same batch tokenised ahead of the timed calls: the model alone (rungs with a host stage)
+    Column("model alone (/s)", "efficiency", "throughput_prepared_per_s", "max", _human),
     # achieved FLOP/s on real tokens over the measured matmul peak: how near the hardware the rung runs
     Column("% matmul peak", "efficiency", "flops_peak_fraction", None, _percent),
     Column("params", "efficiency", "params", None, _human),  # more parameters is neither better nor worse

@@ -111,6 +111,16 @@ class Rung(ABC):
         cost set-up the first time (e.g. kernel selection on a GPU); default: nothing to do."""
         return None
 
+    def prepare(self, inputs: Sequence[Input]) -> Any | None:
+        """The host-side stage of inference (tokenisation) done on ``inputs`` ahead of the model, for
+        :meth:`predict_prepared`, so the harness can also time the model alone; None (the default) where the rung
+        has no such stage."""
+        return None
+
+    def predict_prepared(self, prepared: Any) -> np.ndarray:
+        """:meth:`predict_proba` of the inputs :meth:`prepare` took; only where it returns something."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate host stage")
+
     def forward_flops(self, inputs: Sequence[Input]) -> float | None:
         """Floating-point operations of the model's forward passes that predict ``inputs``, on their real tokens
         (padding not counted); None where not counted. The harness divides them by the measured time."""
