@@ -25,6 +25,11 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
+def enabled() -> bool:
+    """False inside :func:`disabled`: in-memory memos must compute afresh too."""
+    return _enabled
+
+
 def cache_root() -> Path:
     """``$BENCH_CACHE_DIR``, else ``~/.cache/bench``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bench")

@@ -93,6 +93,27 @@ def test_an_ensemble_of_identical_members_equals_its_member(toy_data):
         DeepEnsemble([member, member], members=3).fit(ds.train, ds.validation)
 
 
+def test_whole_split_memo_is_off_while_timed(toy_data):
+    """The members' probabilities of a whole split are memoised (the harness asks for members, then their mean),
+    but not while timing (caches off): a repeated throughput batch must run every member again."""
+    from bench import cache
+
+    ds = load_dataset("toy_sentiment", data_dir=toy_data)
+    member = registry.create_rung("tfidf_lr", context={"seed": 0}).fit(ds.train, ds.validation)
+    calls = []
+    original = member.predict_proba
+    member.predict_proba = lambda xs: (calls.append(len(xs)), original(xs))[1]
+    ensemble = DeepEnsemble([member, member], members=2).fit(ds.train, ds.validation)
+    batch = [ds.test.inputs[i % len(ds.test.inputs)] for i in range(300)]
+    first = ensemble.predict_proba(batch)
+    np.testing.assert_array_equal(ensemble.predict_proba(batch), first)
+    assert calls == [300, 300]  # the second call read the memo
+    with cache.disabled():
+        np.testing.assert_array_equal(ensemble.predict_proba(batch), first)
+        ensemble.predict_proba(batch)
+    assert calls == [300] * 6
+
+
 def test_members_are_the_base_at_consecutive_seeds(stratified_ensemble, toy_data):
     settings = RunSettings(get_profile("quick"), seed=4)
     assert base_cells(stratified_ensemble, settings) == [("stratified", 4), ("stratified", 5), ("stratified", 6)]
