@@ -129,7 +129,6 @@ def graph_forward(
     width: int,
     pad_id: int,
     device: str,
-    pool: Any,
 ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
     """``forward`` for one input of ``width`` tokens (inputs ``names``) captured as a CUDA graph and replayed: each
     call copies its batch into the graph's static inputs, replays every kernel with one launch and returns a copy
@@ -138,7 +137,8 @@ def graph_forward(
 
     Why: at batch 1 the module is launch-bound on a GPU (measured on an H200, raw MiniLM-L6 forward at 32 tokens:
     4.9 ms eager, 0.58 ms replayed as a CUDA graph). Graphs are captured for batch 1 only, one per bucket width
-    (:func:`models.batching.pad_multiple`), sharing one memory ``pool``."""
+    (:func:`models.batching.pad_multiple`), each in a memory pool of its own: a batch-1 forward's few MB, and no
+    graph's replay can overwrite memory another graph's output lives in, whatever the order of replays."""
     try:
         example = {k: v.to(device) for k, v in _batch(names, [width], pad_id).items()}
         static = {k: v.clone() for k, v in example.items()}
@@ -149,7 +149,7 @@ def graph_forward(
                 forward(static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
+        with torch.cuda.graph(graph):
             output = forward(static)
 
         def replay(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -263,8 +263,7 @@ class TorchClassifier(Rung):
         scripts = self.__dict__.setdefault("scripts_", {})
         key = (tuple(batch), width, id(self.module_))
         if key not in scripts:
-            pool = self.__dict__.setdefault("graph_pool_", torch.cuda.graph_pool_handle())
-            graphed = graph_forward(self.forward, tuple(batch), width, self.pad_id, self.device, pool)
+            graphed = graph_forward(self.forward, tuple(batch), width, self.pad_id, self.device)
             scripts[key] = graphed or self.forward
         return scripts[key]
 
@@ -292,7 +291,6 @@ class TorchClassifier(Rung):
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {', '.join(INFERENCE)}, got {self.inference!r}")
         self.scripts_: dict[tuple[Any, ...], Any] = {}
-        self.__dict__.pop("graph_pool_", None)
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         return probabilities(self.predict_logits(inputs), self.spec.multilabel)

@@ -455,7 +455,7 @@ def test_cuda_graph_replay_copies_inputs_returns_copies_and_falls_back(finetuned
     stream = types.SimpleNamespace(wait_stream=lambda other: None)
 
     @contextlib.contextmanager
-    def capture(graph, pool=None):
+    def capture(graph):
         _FakeGraph.capturing = graph
         yield
         _FakeGraph.capturing = None
@@ -479,7 +479,7 @@ def test_cuda_graph_replay_copies_inputs_returns_copies_and_falls_back(finetuned
     finetuned.module_.eval()
     with torch.inference_mode():
         for width in sorted({bucket(int(n), 8) for n in enc.lengths}):
-            replay = graph_forward(forward, names, width, finetuned.pad_id, "cpu", None)
+            replay = graph_forward(forward, names, width, finetuned.pad_id, "cpu")
             assert replay is not None
             fits = [i for i in range(len(texts)) if bucket(int(enc.lengths[i]), 8) == width]
             results = []
@@ -497,7 +497,7 @@ def test_cuda_graph_replay_copies_inputs_returns_copies_and_falls_back(finetuned
             return finetuned.forward(batch)
 
         with caplog.at_level("WARNING"):
-            assert graph_forward(host_sync, names, 16, finetuned.pad_id, "cpu", None) is None
+            assert graph_forward(host_sync, names, 16, finetuned.pad_id, "cpu") is None
     assert "CUDA graph unavailable at width 16 (RuntimeError" in caplog.text
 
 
