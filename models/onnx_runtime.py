@@ -179,7 +179,7 @@ class OnnxRuntimeClassifier(Wrapper):
 
     def efficiency_report(self, inputs: Sequence[Input]) -> dict[str, Any]:
         return {
-            **padding_report(encode(self.tokenizer_, inputs, self.max_length), self.eval_batch_size, self.pad_id),
+            **padding_report(self.prepare(inputs), self.eval_batch_size, self.pad_id),
             "onnx_quantize": self.quantize,
             "onnx_threads": self.session_.get_session_options().intra_op_num_threads,
             "onnx_small_batch_threads": self.small_session_.get_session_options().intra_op_num_threads,
@@ -189,7 +189,7 @@ class OnnxRuntimeClassifier(Wrapper):
         """The exported network's operations (its base's count; int8 ones are integer operations)."""
         if self.flops_ is None:  # saved before the count was kept
             return None
-        return self.flops_.total(encode(self.tokenizer_, inputs, self.max_length).lengths)
+        return self.flops_.total(self.prepare(inputs).lengths)
 
     def fit_info(self) -> dict[str, Any]:
         return dict(self.info_)

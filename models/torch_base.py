@@ -140,8 +140,7 @@ def graph_forward(
     (:func:`models.batching.pad_multiple`), each in a memory pool of its own: a batch-1 forward's few MB, and no
     graph's replay can overwrite memory another graph's output lives in, whatever the order of replays."""
     try:
-        example = {k: v.to(device) for k, v in _batch(names, [width], pad_id).items()}
-        static = {k: v.clone() for k, v in example.items()}
+        static = {k: v.to(device) for k, v in _batch(names, [width], pad_id).items()}  # the graph's inputs
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # allocator and kernel set-up happen before capture, on a side stream
@@ -257,19 +256,25 @@ class TorchClassifier(Rung):
             return self.forward
         if self.device == "cpu":
             return self._scripted(tuple(batch))
-        rows, width = batch["input_ids"].shape
+        names, (rows, width) = tuple(batch), batch["input_ids"].shape
         if rows != 1 or not self.device.startswith("cuda"):
             return self.forward
+        return self._built((names, width), lambda: graph_forward(self.forward, names, width, self.pad_id, self.device))
+
+    def _built(
+        self, key: tuple[Any, ...], build: Callable[[], Callable[[dict[str, torch.Tensor]], torch.Tensor] | None]
+    ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+        """The compiled forward ``build`` makes, once per ``key`` and module (dropped by :meth:`reset_inference`);
+        the module itself where ``build`` gives None."""
         scripts = self.__dict__.setdefault("scripts_", {})
-        key = (tuple(batch), width, id(self.module_))
+        key = (*key, id(self.module_))
         if key not in scripts:
-            graphed = graph_forward(self.forward, tuple(batch), width, self.pad_id, self.device)
-            scripts[key] = graphed or self.forward
+            scripts[key] = build() or self.forward
         return scripts[key]
 
     def _scripted(self, names: tuple[str, ...]) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-        """:meth:`forward` frozen as TorchScript for batches with input ``names``, on a CPU with ``inference``
-        ``"script"``; else (or if the script disagrees with the module) the module itself.
+        """:meth:`forward` frozen as TorchScript for batches with input ``names`` (a CPU's ``"script"`` path), or
+        the module itself if the script disagrees with it.
 
         Why: at batch 1 the eager module spends much of its time in Python between small kernels. Measured on
         sst2 (2 cores, 300 single-input calls, medians, interleaved): fine-tuned MiniLM 10.8-12.2 ms eager, 7.8-8.0
@@ -277,13 +282,7 @@ class TorchClassifier(Rung):
         reached 6.9-7.3 ms but kept a second copy of the weights (+108 MB resident against +22 MB): not used.
         The trace is taken on a padded batch of two lengths and checked on two other shapes, so a branch the
         trace baked in (e.g. "no padding") cannot pass unnoticed."""
-        if self.inference != "script" or self.device != "cpu":
-            return self.forward
-        scripts = self.__dict__.setdefault("scripts_", {})
-        key = (names, id(self.module_))
-        if key not in scripts:
-            scripts[key] = script_forward(self.module_, self.forward, names, self.pad_id) or self.forward
-        return scripts[key]
+        return self._built((names,), lambda: script_forward(self.module_, self.forward, names, self.pad_id))
 
     def reset_inference(self) -> None:
         """Check ``inference`` and drop the frozen scripts, which hold the weights they were frozen with (a fit

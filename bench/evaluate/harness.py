@@ -177,6 +177,7 @@ def time_rung(
             rung.predict_proba, inputs, cap, device=settings.device, call_seconds=p.throughput_call_seconds
         )
         batch = max(sweep, key=sweep.__getitem__)
+        texts = throughput_inputs(inputs, batch)  # the batch measure_throughput times
         measure = functools.partial(
             measure_throughput,
             inputs=inputs,
@@ -187,12 +188,12 @@ def time_rung(
         )
         eff.update(measure(rung.predict_proba))
         eff["throughput_sweep"] = {str(size): rate for size, rate in sweep.items()}
-        prepared = rung.prepare(throughput_inputs(inputs, batch))
+        prepared = rung.prepare(texts)
         if prepared is not None:  # the model alone, its inputs tokenised ahead of the timed calls
             alone = measure(lambda _: rung.predict_prepared(prepared), track_memory=False)
             eff["throughput_prepared_per_s"] = alone["throughput_per_s"]
     cpu, wall, load_after = time.process_time() - cpu0, time.perf_counter() - wall0, _load()
-    flops = rung.forward_flops(throughput_inputs(inputs, batch))  # the model's work on real tokens, untimed
+    flops = rung.forward_flops(texts)  # the model's work on real tokens, untimed
     if flops:
         peak = matmul_peak(settings.device, rung.compute_dtype, thread_count())
         eff.update(flops_report(flops, batch, eff["throughput_per_s"], peak, rung.compute_dtype))
